@@ -1,0 +1,61 @@
+"""The backend role: what every LLM engine behind a scorer worker provides."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Protocol, Sequence
+
+import torch
+
+from policies.config import BackendConfig
+
+
+@dataclass
+class ScoreResult:
+    """Log-probs of each context's candidates, in request order."""
+
+    logprobs: list[list[float]]
+    versions: list[int]
+    """Weights version that produced each context's scores."""
+    hidden: torch.Tensor | None = None
+    """[num_contexts, H] hidden state per context (for value heads), when asked for."""
+
+
+@dataclass
+class GenerateResult:
+    """`n` completions per prompt, in request order, cut before the first stop string."""
+
+    texts: list[list[str]]
+    versions: list[int]
+
+
+class Backend(Protocol):
+    """An LLM engine: scoring, generation, hidden states and versioned weights."""
+
+    version: int
+
+    def score(
+        self, contexts: Sequence[str], candidates: Sequence[Sequence[str]], *, mean: bool = False,
+        with_hidden: bool = False,
+    ) -> ScoreResult: ...
+
+    def hidden(self, contexts: Sequence[str]) -> torch.Tensor: ...
+
+    def generate(
+        self, prompts: Sequence[str], *, n: int = 1, max_new_tokens: int = 32, temperature: float = 0.0,
+        top_p: float = 1.0, stop: Sequence[str] = (), seed: int | None = None,
+    ) -> GenerateResult: ...
+
+    def get_weights(self) -> dict[str, torch.Tensor]: ...
+
+    def load_weights(self, weights: Mapping[str, torch.Tensor], version: int) -> None: ...
+
+
+def make_backend(config: BackendConfig) -> Backend:
+    """Build the engine named by `config.backend`."""
+    if config.backend == "transformers":
+        from policies.transformers_backend import TransformersBackend
+
+        return TransformersBackend(config)
+    raise NotImplementedError(
+        f"backend {config.backend!r} is not available yet; use backend: transformers"
+    )

@@ -1,0 +1,47 @@
+"""Configuration of an LLM backend (one per scorer worker)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class LoraConfig:
+    """A LoRA adapter (peft) trained instead of the full weights."""
+
+    r: int = 8
+    """Rank of the adapter matrices."""
+    alpha: int = 16
+    """Scaling numerator: the update is scaled by alpha / r."""
+    dropout: float = 0.0
+    """Dropout on the adapter's input while training."""
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    """Names of the linear layers that get adapters (T5: q, k, v, o)."""
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """Which model to load, where, and how to batch requests to it."""
+
+    model: str = "smollm2-135m"
+    """A bundled model name (smollm2-135m), a local transformers directory, or a hub id."""
+    backend: Literal["transformers", "vllm"] = "transformers"
+    """Inference engine of each scorer worker."""
+    device: str = "auto"
+    """'auto' (first GPU if any, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    """Weights dtype; 'auto' is float32 on CPU and bfloat16 on GPU. Log-softmax is always float32."""
+    max_batch_tokens: int = 4096
+    """Token budget of one forward pass over contexts (padded tokens count)."""
+    max_cache_tokens: int = 32768
+    """Budget of context-cache tokens replicated for one candidate pass (pairs x context length)."""
+    truncation: Literal["error", "left"] = "error"
+    """A context too long for the model window: 'error' raises, 'left' drops its oldest tokens with a warning."""
+    lora: LoraConfig | None = None
+    """Train a LoRA adapter instead of the full weights (None: full weights)."""
+    torch_threads: int = 0
+    """Intra-op CPU threads (0: leave torch's default)."""
+    seed: int = 0
+    """Seed for any randomly initialised part (LoRA init) and default generation seed."""
+    extra: dict = field(default_factory=dict)
+    """Engine-specific keyword arguments (e.g. vLLM's gpu_memory_utilization)."""

@@ -1,0 +1,183 @@
+"""Shared-prefix scoring: each context runs through the model once, its candidates reuse it.
+
+Causal models: contexts are left-padded and run with explicit position ids; their KV cache
+is gathered per (context, candidate) pair and only the candidate tokens (all but the last)
+are run on top of it. The LM head is applied only where a candidate token is predicted:
+at the context's last position and at the candidate's own positions.
+
+Encoder-decoder models: the encoder runs once per context; its output is gathered per pair
+and the decoder runs on each candidate.
+
+Both work with or without autograd, so the learner recomputes log-probs with the same code.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from transformers import DynamicCache
+
+from policies.scoring import budget_batches, token_logprobs
+from policies.tokenization import EncodedRequest
+
+
+@dataclass
+class PairScores:
+    """Flat per-pair results in request order (context-major)."""
+
+    sums: torch.Tensor  # [num_pairs] summed candidate-token log-probs (float32)
+    lengths: torch.Tensor  # [num_pairs] candidate token counts
+    hidden: torch.Tensor | None  # [num_contexts, H] hidden state for value heads, if asked
+
+
+def _pair_layout(request: EncodedRequest) -> tuple[list[int], list[tuple[int, list[int]]]]:
+    """Offsets of each context's first pair, and the flat (context, candidate ids) list."""
+    offsets, pairs = [], []
+    for i, cands in enumerate(request.candidate_ids):
+        offsets.append(len(pairs))
+        pairs.extend((i, cand) for cand in cands)
+    return offsets, pairs
+
+
+def _pad(rows: list[list[int]], pad_id: int, left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for k, row in enumerate(rows):
+        if not row:
+            continue
+        span = slice(width - len(row), width) if left else slice(0, len(row))
+        ids[k, span] = torch.tensor(row, dtype=torch.long)
+        mask[k, span] = 1
+    return ids, mask
+
+
+def _by_length(lengths: list[int]) -> list[int]:
+    return sorted(range(len(lengths)), key=lambda i: lengths[i])
+
+
+def causal_pair_scores(
+    body,
+    head,
+    request: EncodedRequest,
+    *,
+    max_batch_tokens: int,
+    max_cache_tokens: int,
+    pad_id: int,
+    want_hidden: bool = False,
+) -> PairScores:
+    """Score all pairs of `request` with a decoder body (returns last_hidden_state + cache) and its LM head."""
+    device = next(body.parameters()).device
+    offsets, pairs = _pair_layout(request)
+    sums = torch.zeros(len(pairs), dtype=torch.float32, device=device)
+    hidden = [None] * len(request.context_ids)
+    ctx_lengths = [len(c) for c in request.context_ids]
+    order = _by_length(ctx_lengths)
+    for batch in budget_batches([ctx_lengths[i] for i in order], max_batch_tokens):
+        rows = [order[k] for k in batch]
+        ids, mask = _pad([request.context_ids[i] for i in rows], pad_id, left=True)
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        last = out.last_hidden_state[:, -1]  # left padding: the last column is every context's last token
+        if want_hidden:
+            for k, i in enumerate(rows):
+                hidden[i] = last[k]
+        # First candidate token: predicted from the context's last position.
+        row_of = {i: k for k, i in enumerate(rows)}
+        batch_pairs = [p for i in rows for p in range(offsets[i], offsets[i] + len(request.candidate_ids[i]))]
+        pair_rows = torch.tensor([row_of[pairs[p][0]] for p in batch_pairs], device=device)
+        first = torch.tensor([pairs[p][1][0] for p in batch_pairs], device=device)
+        first_logits = head(last)  # [B, V], one row per context
+        sums = sums.index_add(0, torch.tensor(batch_pairs, device=device), token_logprobs(first_logits[pair_rows], first))
+        # Remaining tokens: run candidate[:-1] on the context's cache.
+        longer = [p for p in batch_pairs if len(pairs[p][1]) > 1]
+        longer.sort(key=lambda p: len(pairs[p][1]))
+        width = ids.shape[1]
+        for sub in budget_batches([width + len(pairs[p][1]) - 1 for p in longer], max_cache_tokens):
+            chosen = [longer[k] for k in sub]
+            sums = sums.index_add(
+                0,
+                torch.tensor(chosen, device=device),
+                _continuation_logprobs(body, head, out.past_key_values, mask, [row_of[pairs[p][0]] for p in chosen],
+                                       [pairs[p][1] for p in chosen], pad_id),
+            )
+    lengths = torch.tensor([len(cand) for _, cand in pairs], device=device)
+    return PairScores(sums=sums, lengths=lengths, hidden=torch.stack(hidden) if want_hidden else None)
+
+
+def _continuation_logprobs(body, head, cache, ctx_mask, rows: list[int], cands: list[list[int]], pad_id: int):
+    """Sum of log P(cand[t] | context, cand[:t]) for t >= 1, for each pair, on the gathered context cache."""
+    device = ctx_mask.device
+    index = torch.tensor(rows, device=device)
+    inputs, in_mask = _pad([c[:-1] for c in cands], pad_id, left=False)
+    targets, _ = _pad([c[1:] for c in cands], pad_id, left=False)
+    inputs, in_mask, targets = inputs.to(device), in_mask.to(device), targets.to(device)
+    pair_cache = DynamicCache(
+        ddp_cache_data=[(layer.keys.index_select(0, index), layer.values.index_select(0, index)) for layer in cache.layers],
+        config=body.config,
+    )
+    ctx_len = ctx_mask[index].sum(-1, keepdim=True)
+    positions = ctx_len + torch.arange(inputs.shape[1], device=device)
+    attention = torch.cat([ctx_mask[index], in_mask], dim=1)
+    hidden = body(
+        input_ids=inputs, attention_mask=attention, position_ids=positions, past_key_values=pair_cache, use_cache=True
+    ).last_hidden_state
+    valid = in_mask.bool()
+    logp = token_logprobs(head(hidden[valid]), targets[valid])
+    owner = torch.arange(len(cands), device=device).unsqueeze(1).expand_as(valid)[valid]
+    return torch.zeros(len(cands), device=device).index_add(0, owner, logp)
+
+
+def seq2seq_pair_scores(
+    model,
+    request: EncodedRequest,
+    *,
+    max_batch_tokens: int,
+    max_cache_tokens: int,
+    pad_id: int,
+    want_hidden: bool = False,
+) -> PairScores:
+    """Score all pairs with an encoder-decoder model; hidden = decoder's first position (GLAM's value input)."""
+    device = next(model.parameters()).device
+    encoder = model.get_encoder()
+    start_id = model.config.decoder_start_token_id
+    offsets, pairs = _pair_layout(request)
+    sums = torch.zeros(len(pairs), dtype=torch.float32, device=device)
+    hidden = [None] * len(request.context_ids)
+    ctx_lengths = [len(c) for c in request.context_ids]
+    order = _by_length(ctx_lengths)
+    for batch in budget_batches([ctx_lengths[i] for i in order], max_batch_tokens):
+        rows = [order[k] for k in batch]
+        ids, mask = _pad([request.context_ids[i] for i in rows], pad_id, left=False)
+        ids, mask = ids.to(device), mask.to(device)
+        encoded = encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        row_of = {i: k for k, i in enumerate(rows)}
+        batch_pairs = [p for i in rows for p in range(offsets[i], offsets[i] + len(request.candidate_ids[i]))]
+        batch_pairs.sort(key=lambda p: len(pairs[p][1]))
+        width = ids.shape[1]
+        for sub in budget_batches([width + len(pairs[p][1]) for p in batch_pairs], max_cache_tokens):
+            chosen = [batch_pairs[k] for k in sub]
+            index = torch.tensor([row_of[pairs[p][0]] for p in chosen], device=device)
+            cands = [pairs[p][1] for p in chosen]
+            dec_in, dec_mask = _pad([[start_id] + c[:-1] for c in cands], pad_id, left=False)
+            targets, _ = _pad(cands, pad_id, left=False)
+            dec_in, dec_mask, targets = dec_in.to(device), dec_mask.to(device), targets.to(device)
+            out = model(
+                encoder_outputs=(encoded.index_select(0, index),),
+                attention_mask=mask.index_select(0, index),
+                decoder_input_ids=dec_in,
+                decoder_attention_mask=dec_mask,
+                output_hidden_states=want_hidden,
+                use_cache=False,
+            )
+            valid = dec_mask.bool()
+            logp = token_logprobs(out.logits[valid], targets[valid])
+            owner = torch.tensor(chosen, device=device).unsqueeze(1).expand_as(valid)[valid]
+            sums = sums.index_add(0, owner, logp)
+            if want_hidden:
+                first = out.decoder_hidden_states[-1][:, 0]
+                for k, p in enumerate(chosen):
+                    hidden[pairs[p][0]] = first[k]
+    lengths = torch.tensor([len(cand) for _, cand in pairs], device=device)
+    return PairScores(sums=sums, lengths=lengths, hidden=torch.stack(hidden) if want_hidden else None)
