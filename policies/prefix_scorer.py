@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from transformers import DynamicCache
 
 from policies.scoring import budget_batches, token_logprobs
@@ -56,6 +57,34 @@ def _by_length(lengths: list[int]) -> list[int]:
     return sorted(range(len(lengths)), key=lambda i: lengths[i])
 
 
+SLOT = 16
+"""Contexts occupy key slots rounded up to a multiple of SLOT; a context's layout then
+depends on its own length only, so its numbers do not depend on the rest of the request."""
+
+
+MIN_ROWS = 16
+"""Every matmul gets at least this many rows: CPU BLAS switches kernels (and rounding) for
+very few rows, which would make a context's numbers depend on its batch."""
+
+
+def slot_width(length: int) -> int:
+    return -(-length // SLOT) * SLOT
+
+
+def _additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """[B, Q, K] bool -> [B, 1, Q, K] additive mask (0 where allowed, dtype min elsewhere)."""
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    return mask.masked_fill(~allowed, torch.finfo(dtype).min).unsqueeze(1)
+
+
+def _head_logprobs(head, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log P(targets) from the LM head on hidden rows, padded to MIN_ROWS rows for stable kernels."""
+    rows = hidden.shape[0]
+    if rows < MIN_ROWS:
+        hidden = F.pad(hidden, (0, 0, 0, MIN_ROWS - rows))
+    return token_logprobs(head(hidden)[:rows], targets)
+
+
 def causal_pair_scores(
     body,
     head,
@@ -66,20 +95,30 @@ def causal_pair_scores(
     pad_id: int,
     want_hidden: bool = False,
 ) -> PairScores:
-    """Score all pairs of `request` with a decoder body (returns last_hidden_state + cache) and its LM head."""
+    """Score all pairs of `request` with a decoder body (returns last_hidden_state + cache) and its LM head.
+
+    Batches are right-padded and always given an explicit 4D mask, so every context and
+    pair sees the same kernels and key layout whatever else shares its batch: the scores
+    are identical however a request is split (e.g. by the scorer pool).
+    """
     device = next(body.parameters()).device
+    dtype = next(body.parameters()).dtype
     offsets, pairs = _pair_layout(request)
     sums = torch.zeros(len(pairs), dtype=torch.float32, device=device)
     hidden = [None] * len(request.context_ids)
     ctx_lengths = [len(c) for c in request.context_ids]
     order = _by_length(ctx_lengths)
-    for batch in budget_batches([ctx_lengths[i] for i in order], max_batch_tokens):
+    for batch in budget_batches([slot_width(ctx_lengths[i]) for i in order], max_batch_tokens):
         rows = [order[k] for k in batch]
-        ids, mask = _pad([request.context_ids[i] for i in rows], pad_id, left=True)
-        ids, mask = ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = body(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
-        last = out.last_hidden_state[:, -1]  # left padding: the last column is every context's last token
+        lengths = torch.tensor([ctx_lengths[i] for i in rows], device=device)
+        width = slot_width(int(lengths.max()))
+        ids, _ = _pad([request.context_ids[i] for i in rows], pad_id, left=False)
+        ids = F.pad(ids, (0, width - ids.shape[1]), value=pad_id).to(device)
+        keys = torch.arange(width, device=device)
+        allowed = (keys[None, None, :] <= keys[None, :, None]) & (keys[None, None, :] < lengths[:, None, None])
+        out = body(input_ids=ids, attention_mask=_additive_mask(allowed, dtype),
+                   position_ids=keys.expand(len(rows), -1), use_cache=True)
+        last = out.last_hidden_state[torch.arange(len(rows), device=device), lengths - 1]
         if want_hidden:
             for k, i in enumerate(rows):
                 hidden[i] = last[k]
@@ -88,45 +127,53 @@ def causal_pair_scores(
         batch_pairs = [p for i in rows for p in range(offsets[i], offsets[i] + len(request.candidate_ids[i]))]
         pair_rows = torch.tensor([row_of[pairs[p][0]] for p in batch_pairs], device=device)
         first = torch.tensor([pairs[p][1][0] for p in batch_pairs], device=device)
-        first_logits = head(last)  # [B, V], one row per context
-        sums = sums.index_add(0, torch.tensor(batch_pairs, device=device), token_logprobs(first_logits[pair_rows], first))
-        # Remaining tokens: run candidate[:-1] on the context's cache.
-        longer = [p for p in batch_pairs if len(pairs[p][1]) > 1]
-        longer.sort(key=lambda p: len(pairs[p][1]))
-        width = ids.shape[1]
-        for sub in budget_batches([width + len(pairs[p][1]) - 1 for p in longer], max_cache_tokens):
-            chosen = [longer[k] for k in sub]
-            sums = sums.index_add(
-                0,
-                torch.tensor(chosen, device=device),
-                _continuation_logprobs(body, head, out.past_key_values, mask, [row_of[pairs[p][0]] for p in chosen],
-                                       [pairs[p][1] for p in chosen], pad_id),
-            )
+        first_logp = _head_logprobs(head, last[pair_rows], first)
+        sums = sums.index_add(0, torch.tensor(batch_pairs, device=device), first_logp)
+        # Remaining tokens: run candidate[:-1] on the context's cache. A batch holds pairs of one
+        # (context slot width, candidate length), so each pair's key layout is its own.
+        groups: dict[tuple[int, int], list[int]] = {}
+        for p in batch_pairs:
+            if len(pairs[p][1]) > 1:
+                groups.setdefault((slot_width(ctx_lengths[pairs[p][0]]), len(pairs[p][1])), []).append(p)
+        for (slots, cand_len), group in sorted(groups.items()):
+            for sub in budget_batches([slots + cand_len - 1] * len(group), max_cache_tokens):
+                chosen = [group[k] for k in sub]
+                cont = _continuation_logprobs(
+                    body, head, out.past_key_values, slots, [row_of[pairs[p][0]] for p in chosen],
+                    [ctx_lengths[pairs[p][0]] for p in chosen], [pairs[p][1] for p in chosen], pad_id, dtype)
+                sums = sums.index_add(0, torch.tensor(chosen, device=device), cont)
     lengths = torch.tensor([len(cand) for _, cand in pairs], device=device)
     return PairScores(sums=sums, lengths=lengths, hidden=torch.stack(hidden) if want_hidden else None)
 
 
-def _continuation_logprobs(body, head, cache, ctx_mask, rows: list[int], cands: list[list[int]], pad_id: int):
+def _continuation_logprobs(body, head, cache, slots: int, rows: list[int], ctx_lengths: list[int],
+                           cands: list[list[int]], pad_id: int, dtype: torch.dtype) -> torch.Tensor:
     """Sum of log P(cand[t] | context, cand[:t]) for t >= 1, for each pair, on the gathered context cache."""
-    device = ctx_mask.device
+    device = next(body.parameters()).device
+    real = len(cands)
+    filler = max(0, -(-MIN_ROWS // len(cands[0][:-1])) - real)  # copies of pair 0 keep rows >= MIN_ROWS
+    rows, ctx_lengths, cands = rows + rows[:1] * filler, ctx_lengths + ctx_lengths[:1] * filler, cands + cands[:1] * filler
     index = torch.tensor(rows, device=device)
     inputs, in_mask = _pad([c[:-1] for c in cands], pad_id, left=False)
     targets, _ = _pad([c[1:] for c in cands], pad_id, left=False)
-    inputs, in_mask, targets = inputs.to(device), in_mask.to(device), targets.to(device)
+    inputs, in_mask, targets = inputs.to(device), in_mask.to(device).bool(), targets.to(device)
+    steps = inputs.shape[1]
     pair_cache = DynamicCache(
-        ddp_cache_data=[(layer.keys.index_select(0, index), layer.values.index_select(0, index)) for layer in cache.layers],
+        ddp_cache_data=[(layer.keys[index, :, :slots], layer.values[index, :, :slots]) for layer in cache.layers],
         config=body.config,
     )
-    ctx_len = ctx_mask[index].sum(-1, keepdim=True)
-    positions = ctx_len + torch.arange(inputs.shape[1], device=device)
-    attention = torch.cat([ctx_mask[index], in_mask], dim=1)
+    ctx_len = torch.tensor(ctx_lengths, device=device)
+    t = torch.arange(steps, device=device)
+    ctx_allowed = (torch.arange(slots, device=device)[None, :] < ctx_len[:, None])[:, None, :].expand(-1, steps, -1)
+    own_allowed = (t[None, :] <= t[:, None])[None] & in_mask[:, None, :]
+    allowed = torch.cat([ctx_allowed, own_allowed], dim=2)
     hidden = body(
-        input_ids=inputs, attention_mask=attention, position_ids=positions, past_key_values=pair_cache, use_cache=True
+        input_ids=inputs, attention_mask=_additive_mask(allowed, dtype), position_ids=ctx_len[:, None] + t,
+        past_key_values=pair_cache, use_cache=True,
     ).last_hidden_state
-    valid = in_mask.bool()
-    logp = token_logprobs(head(hidden[valid]), targets[valid])
-    owner = torch.arange(len(cands), device=device).unsqueeze(1).expand_as(valid)[valid]
-    return torch.zeros(len(cands), device=device).index_add(0, owner, logp)
+    logp = _head_logprobs(head, hidden[in_mask], targets[in_mask])
+    owner = torch.arange(len(cands), device=device).unsqueeze(1).expand_as(in_mask)[in_mask]
+    return torch.zeros(len(cands), device=device).index_add(0, owner, logp)[:real]
 
 
 def seq2seq_pair_scores(

@@ -1,0 +1,220 @@
+"""ScorerPool: shards requests over ScorerWorker actors, keeps order, survives worker deaths,
+scales at runtime and pushes versioned weights to every worker (including later ones)."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import ray
+import torch
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+from actors.scorer_worker import ScorerWorker
+from actors.sharding import Shard, merge_scores, plan_shards, shard_request
+from cluster.ray_runtime import ensure_ray
+from policies.backend import GenerateResult, ScoreResult
+from policies.config import BackendConfig
+from policies.generation import validate_generate_args
+from policies.models import resolve_model
+from policies.tokenization import validate_request
+
+log = logging.getLogger(__name__)
+_WORKER_LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    """How many scorer workers, and what each one reserves."""
+
+    num_workers: int = 1
+    """Scorer workers (Ray actors), each with its own copy of the model."""
+    cpus_per_worker: float = 1.0
+    """Ray CPUs reserved per worker."""
+    gpus_per_worker: float = 0.0
+    """Ray GPUs reserved per worker (0 on CPU machines)."""
+    max_retries: int = 3
+    """Times a shard is resent after its worker died before the request fails."""
+
+
+class WorkerStartError(RuntimeError):
+    """A scorer worker could not start (its model failed to load, say)."""
+
+
+class ScorerPool:
+    """Routes score / generate / hidden requests over N scorer workers; thread-safe."""
+
+    def __init__(self, backend: BackendConfig, pool: PoolConfig = PoolConfig()):
+        if pool.num_workers < 1:
+            raise ValueError(f"pool.num_workers={pool.num_workers}: need at least one scorer worker")
+        ensure_ray()
+        resolve_model(backend.model)  # convert a bundled model once, here, before workers race for it
+        self.backend_config = backend
+        self.config = pool
+        self._lock = threading.RLock()
+        self._weights_ref: ray.ObjectRef | None = None
+        self._version = 0
+        self._replacements: dict[Any, Any] = {}
+        self._workers: list[Any] = []
+        self.restarts = 0
+        self.add_workers(pool.num_workers)
+
+    # ---- membership --------------------------------------------------------------------
+    @property
+    def num_workers(self) -> int:
+        return len(self._workers)
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def workers(self) -> list[Any]:
+        """A snapshot of the live worker handles."""
+        with self._lock:
+            return list(self._workers)
+
+    def _start_worker(self):
+        """A ready worker holding the pool's current weights."""
+        remote_worker = ray.remote(ScorerWorker).options(
+            num_cpus=self.config.cpus_per_worker, num_gpus=self.config.gpus_per_worker, max_restarts=0,
+        )
+        worker = remote_worker.remote(self.backend_config)
+        try:
+            if self._weights_ref is not None:
+                ray.get(worker.load_weights.remote(self._weights_ref, self._version))
+            else:
+                ray.get(worker.version.remote())
+        except _WORKER_LOST as e:
+            raise WorkerStartError(f"a scorer worker for model {self.backend_config.model!r} failed to start: {e}") from e
+        return worker
+
+    def add_workers(self, n: int) -> None:
+        """Start n more workers; each gets the current weights before it serves."""
+        with self._lock:  # held so a concurrent load_weights cannot slip between start and join
+            self._workers.extend(self._start_worker() for _ in range(n))
+
+    def remove_workers(self, n: int) -> None:
+        """Stop the n most recently added workers (at least one stays)."""
+        with self._lock:
+            if n >= len(self._workers):
+                raise ValueError(f"cannot remove {n} of {len(self._workers)} workers: at least one must stay")
+            removed = self._workers[len(self._workers) - n:]
+            del self._workers[len(self._workers) - n:]
+        for worker in removed:
+            ray.kill(worker, no_restart=True)
+
+    def _replacement_for(self, dead, slot: int):
+        """The worker to resend a lost shard to: a fresh one in the dead worker's place, or a live one."""
+        with self._lock:
+            if dead in self._replacements:
+                return self._replacements[dead]
+            if dead not in self._workers:  # removed or already replaced: any live worker will do
+                return self._workers[slot % len(self._workers)]
+            index = self._workers.index(dead)
+            try:
+                ray.kill(dead, no_restart=True)
+            except Exception:  # already gone
+                pass
+            fresh = self._start_worker()
+            self._workers[index] = fresh
+            self._replacements[dead] = fresh
+            self.restarts += 1
+            log.warning("scorer worker %d died; restarted it and resent its shard", index)
+            return fresh
+
+    # ---- dispatch ----------------------------------------------------------------------
+    def _run(self, method: str, payloads: Sequence[tuple[tuple, dict]]) -> list[Any]:
+        """Run payload k on worker k (mod N); resend a payload whose worker dies. Answers in payload order."""
+        workers = self.workers()
+        assigned = [workers[k % len(workers)] for k in range(len(payloads))]
+        pending = {getattr(w, method).remote(*args, **kwargs): k for k, (w, (args, kwargs)) in enumerate(zip(assigned, payloads))}
+        answers: list[Any] = [None] * len(payloads)
+        tries = [0] * len(payloads)
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            ref = ready[0]
+            k = pending.pop(ref)
+            try:
+                answers[k] = ray.get(ref)
+            except _WORKER_LOST:
+                tries[k] += 1
+                if tries[k] > self.config.max_retries:
+                    raise
+                assigned[k] = self._replacement_for(assigned[k], k)
+                args, kwargs = payloads[k]
+                pending[getattr(assigned[k], method).remote(*args, **kwargs)] = k
+        return answers
+
+    def score(self, contexts: Sequence[str], candidates: Sequence[Sequence[str]], *, mean: bool = False,
+              with_hidden: bool = False) -> ScoreResult:
+        """Log-probs of every candidate, in request order, identical for any number of workers."""
+        validate_request(contexts, candidates)
+        counts = [len(c) for c in candidates]
+        costs = [len(ctx) + sum(map(len, cands)) for ctx, cands in zip(contexts, candidates)]
+        shards = plan_shards(counts, self.num_workers, costs)
+        payloads = [(shard_request(s, contexts, candidates), dict(mean=mean, with_hidden=with_hidden)) for s in shards]
+        answers: list[ScoreResult] = self._run("score", payloads)
+        return ScoreResult(
+            logprobs=merge_scores(shards, [a.logprobs for a in answers], counts),
+            versions=_per_context(shards, [a.versions for a in answers], len(contexts), min),
+            hidden=torch.stack(_per_context(shards, [list(a.hidden) for a in answers], len(contexts), _first))
+            if with_hidden else None,
+        )
+
+    def hidden(self, contexts: Sequence[str]) -> torch.Tensor:
+        """[num_contexts, H] hidden states for value heads."""
+        validate_request(contexts, [["?"]] * len(contexts))
+        shards = plan_shards([1] * len(contexts), self.num_workers)
+        payloads = [(([contexts[i] for i in s.contexts],), {}) for s in shards]
+        answers = self._run("hidden", payloads)
+        return torch.stack(_per_context(shards, [list(a) for a in answers], len(contexts), _first))
+
+    def generate(self, prompts: Sequence[str], *, n: int = 1, max_new_tokens: int = 32, temperature: float = 0.0,
+                 top_p: float = 1.0, stop: Sequence[str] = (), seed: int | None = None) -> GenerateResult:
+        """n completions per prompt, prompts sharded over workers. Greedy output is identical for any N."""
+        validate_generate_args(prompts, n, max_new_tokens, temperature, top_p)
+        shards = plan_shards([1] * len(prompts), self.num_workers)
+        kwargs = dict(n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stop=tuple(stop),
+                      seed=seed)
+        payloads = [(([prompts[i] for i in s.contexts],), kwargs) for s in shards]
+        answers: list[GenerateResult] = self._run("generate", payloads)
+        return GenerateResult(
+            texts=_per_context(shards, [a.texts for a in answers], len(prompts), _first),
+            versions=_per_context(shards, [a.versions for a in answers], len(prompts), min),
+        )
+
+    # ---- weights -----------------------------------------------------------------------
+    def load_weights(self, weights: Mapping[str, torch.Tensor], version: int) -> None:
+        """Publish weights as `version` to every worker now and to every worker started later."""
+        with self._lock:
+            self._weights_ref = ray.put(dict(weights))
+            self._version = int(version)
+            payloads = [((self._weights_ref, self._version), {})] * len(self._workers)
+            self._run("load_weights", payloads)
+
+    def get_weights(self) -> dict[str, torch.Tensor]:
+        return self._run("get_weights", [((), {})])[0]
+
+    def info(self) -> list[dict]:
+        return self._run("info", [((), {})] * self.num_workers)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            workers, self._workers = self._workers, []
+        for worker in workers:
+            ray.kill(worker, no_restart=True)
+
+
+def _first(values: list) -> Any:
+    return values[0]
+
+
+def _per_context(shards: Sequence[Shard], answers: Sequence[Sequence[Any]], n: int,
+                 combine: Callable[[list], Any]) -> list[Any]:
+    """One value per context from per-shard, per-context answers (combining a context's shards)."""
+    collected: list[list[Any]] = [[] for _ in range(n)]
+    for shard, answer in zip(shards, answers):
+        for i, value in zip(shard.contexts, answer):
+            collected[i].append(value)
+    return [combine(values) for values in collected]

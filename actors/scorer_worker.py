@@ -1,0 +1,53 @@
+"""ScorerWorker: one LLM backend with per-call timers; the pool runs it as a Ray actor."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections import defaultdict
+from typing import Mapping, Sequence
+
+import torch
+
+from policies.backend import GenerateResult, ScoreResult, make_backend
+from policies.config import BackendConfig
+
+
+class ScorerWorker:
+    """Serves score / generate / hidden from one backend and holds its weights version."""
+
+    def __init__(self, config: BackendConfig):
+        self.backend = make_backend(config)
+        self.timers: dict[str, float] = defaultdict(float)
+
+    def _timed(self, name: str, fn, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.timers[name] += time.perf_counter() - start
+
+    def score(self, contexts: Sequence[str], candidates: Sequence[Sequence[str]], mean: bool = False,
+              with_hidden: bool = False) -> ScoreResult:
+        return self._timed("score", self.backend.score, contexts, candidates, mean=mean, with_hidden=with_hidden)
+
+    def hidden(self, contexts: Sequence[str]) -> torch.Tensor:
+        return self._timed("hidden", self.backend.hidden, contexts)
+
+    def generate(self, prompts: Sequence[str], **kwargs) -> GenerateResult:
+        return self._timed("generate", self.backend.generate, prompts, **kwargs)
+
+    def get_weights(self) -> dict[str, torch.Tensor]:
+        return self.backend.get_weights()
+
+    def load_weights(self, weights: Mapping[str, torch.Tensor], version: int) -> int:
+        self._timed("load_weights", self.backend.load_weights, weights, version)
+        return self.backend.version
+
+    def version(self) -> int:
+        return self.backend.version
+
+    def info(self) -> dict:
+        """Where this worker runs and what it has spent its time on."""
+        return {"host": socket.gethostname(), "pid": os.getpid(), "version": self.backend.version,
+                "timers": dict(self.timers)}
