@@ -89,8 +89,21 @@ class ScorerPool:
             raise WorkerStartError(f"a scorer worker for model {self.backend_config.model!r} failed to start: {e}") from e
         return worker
 
+    def _check_capacity(self, total_workers: int) -> None:
+        """Fail fast (instead of waiting forever) when the cluster cannot hold that many workers."""
+        have = ray.cluster_resources()
+        for resource, per_worker in (("CPU", self.config.cpus_per_worker), ("GPU", self.config.gpus_per_worker)):
+            need = per_worker * total_workers
+            if need > have.get(resource, 0.0) + 1e-9:
+                raise ValueError(
+                    f"{total_workers} scorer workers x {per_worker:g} {resource} need {need:g} {resource}, but the "
+                    f"Ray cluster has {have.get(resource, 0.0):g}; use fewer workers or lower "
+                    f"{resource.lower()}s_per_worker (fractions are allowed)"
+                )
+
     def add_workers(self, n: int) -> None:
         """Start n more workers; each gets the current weights before it serves."""
+        self._check_capacity(self.num_workers + n)
         with self._lock:  # held so a concurrent load_weights cannot slip between start and join
             self._workers.extend(self._start_worker() for _ in range(n))
 

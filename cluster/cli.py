@@ -1,0 +1,86 @@
+"""The `llmrl` command."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+
+from cluster.ray_runtime import RayConfig
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="smollm2-135m",
+                        help="bundled model name (smollm2-135m), local transformers directory, or hub id")
+    parser.add_argument("--backend", default="transformers", choices=["transformers", "vllm"])
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument("--address", default=None,
+                        help="Ray cluster to join (auto or HOST:PORT); default: an embedded local Ray")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmrl", description="RL with language-model policies on Ray")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    score = commands.add_parser("score", help="log-probs of candidate strings given contexts, from JSONL")
+    _add_model_args(score)
+    score.add_argument("--input", required=True, help='JSONL file, one {"context": str, "candidates": [str]} a line '
+                                                      "('-' for stdin)")
+    score.add_argument("--output", default="-", help="where to write the JSONL answers (default: stdout)")
+    score.add_argument("--workers", type=int, default=1,
+                       help="scorer workers (Ray actors); 0 scores in this process without Ray")
+    score.add_argument("--cpus-per-worker", type=float, default=1.0, help="Ray CPUs reserved per worker")
+    score.add_argument("--mean", action="store_true", help="per-token mean log-prob instead of the sum")
+    score.add_argument("--batch-size", type=int, default=64, help="lines per scoring request")
+    score.set_defaults(handler=_score)
+
+    bench = commands.add_parser("bench", help="benchmarks that print figures")
+    benches = bench.add_subparsers(dest="bench", required=True)
+    from cluster.bench_score import add_arguments as add_bench_score
+
+    add_bench_score(benches.add_parser("score", help="action-scores/s: naive vs shared-prefix vs pool"))
+    return parser
+
+
+def _score(args: argparse.Namespace) -> int:
+    from cluster.score_command import score_lines
+    from policies.config import BackendConfig
+
+    config = BackendConfig(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype)
+    if args.input != "-" and not Path(args.input).is_file():
+        print(f"llmrl score: input file {args.input} does not exist", file=sys.stderr)
+        return 2
+    scorer = _make_scorer(config, args.workers, args.cpus_per_worker, RayConfig(address=args.address))
+    with contextlib.ExitStack() as stack:
+        source = sys.stdin if args.input == "-" else stack.enter_context(open(args.input))
+        sink = sys.stdout if args.output == "-" else stack.enter_context(open(args.output, "w"))
+        bad = score_lines(scorer, source, sink, mean=args.mean, batch_size=args.batch_size)
+    if bad:
+        print(f"llmrl score: {bad} line(s) could not be scored (see the errors above); the others were",
+              file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _make_scorer(config, workers: int, cpus_per_worker: float, ray_config: RayConfig):
+    """An in-process backend (workers == 0) or a Ray scorer pool."""
+    if workers < 0:
+        raise SystemExit(f"--workers {workers}: give 0 (in-process) or a positive number of workers")
+    if workers == 0:
+        from policies.backend import make_backend
+
+        return make_backend(config)
+    from actors.scorer_pool import PoolConfig, ScorerPool
+    from cluster.ray_runtime import ensure_ray
+
+    ensure_ray(ray_config)
+    return ScorerPool(config, PoolConfig(num_workers=workers, cpus_per_worker=cpus_per_worker))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
