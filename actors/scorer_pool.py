@@ -161,7 +161,11 @@ class ScorerPool:
 
     def score(self, contexts: Sequence[str], candidates: Sequence[Sequence[str]], *, mean: bool = False,
               with_hidden: bool = False) -> ScoreResult:
-        """Log-probs of every candidate, in request order, identical for any number of workers."""
+        """Log-probs of every candidate, in request order, identical for any number of workers.
+
+        (Bitwise identical on CPU, where every worker runs the same number of intra-op threads;
+        BLAS rounding can depend on the thread count, so a bare backend matches at the same count.)
+        """
         validate_request(contexts, candidates)
         counts = [len(c) for c in candidates]
         costs = [len(ctx) + sum(map(len, cands)) for ctx, cands in zip(contexts, candidates)]

@@ -13,6 +13,7 @@ Both work with or without autograd, so the learner recomputes log-probs with the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -58,8 +59,9 @@ def _by_length(lengths: list[int]) -> list[int]:
 
 
 SLOT = 16
-"""Contexts occupy key slots rounded up to a multiple of SLOT; a context's layout then
-depends on its own length only, so its numbers do not depend on the rest of the request."""
+"""Contexts occupy key slots rounded up to a multiple of SLOT and are batched only with
+contexts of the same slot width: a context's key layout then depends on its own length
+only, so its numbers do not depend on the rest of the request."""
 
 
 MIN_ROWS = 16
@@ -69,6 +71,16 @@ very few rows, which would make a context's numbers depend on its batch."""
 
 def slot_width(length: int) -> int:
     return -(-length // SLOT) * SLOT
+
+
+def _same_width_batches(ctx_lengths: list[int], budget: int) -> Iterator[tuple[int, list[int]]]:
+    """Batches of contexts that share one slot width (GEMM rounding depends on the key length)."""
+    by_width: dict[int, list[int]] = {}
+    for i in _by_length(ctx_lengths):
+        by_width.setdefault(slot_width(ctx_lengths[i]), []).append(i)
+    for width, members in by_width.items():
+        for batch in budget_batches([width] * len(members), budget):
+            yield width, [members[k] for k in batch]
 
 
 def _additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -107,11 +119,8 @@ def causal_pair_scores(
     sums = torch.zeros(len(pairs), dtype=torch.float32, device=device)
     hidden = [None] * len(request.context_ids)
     ctx_lengths = [len(c) for c in request.context_ids]
-    order = _by_length(ctx_lengths)
-    for batch in budget_batches([slot_width(ctx_lengths[i]) for i in order], max_batch_tokens):
-        rows = [order[k] for k in batch]
+    for width, rows in _same_width_batches(ctx_lengths, max_batch_tokens):
         lengths = torch.tensor([ctx_lengths[i] for i in rows], device=device)
-        width = slot_width(int(lengths.max()))
         ids, _ = _pad([request.context_ids[i] for i in rows], pad_id, left=False)
         ids = F.pad(ids, (0, width - ids.shape[1]), value=pad_id).to(device)
         keys = torch.arange(width, device=device)
@@ -185,7 +194,11 @@ def seq2seq_pair_scores(
     pad_id: int,
     want_hidden: bool = False,
 ) -> PairScores:
-    """Score all pairs with an encoder-decoder model; hidden = decoder's first position (GLAM's value input)."""
+    """Score all pairs with an encoder-decoder model; hidden = decoder's first position (GLAM's value input).
+
+    Equal to the naive reference within float tolerance; unlike the causal path it does not
+    promise bitwise-identical numbers across different batch compositions.
+    """
     device = next(model.parameters()).device
     encoder = model.get_encoder()
     start_id = model.config.decoder_start_token_id

@@ -1,0 +1,95 @@
+"""The scorer pool on a real local Ray with real workers: exact answers, failures, scaling, weights."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+import ray
+import torch
+from support import one_thread, scoring_requests
+
+from actors.scorer_pool import PoolConfig, ScorerPool
+from policies.config import BackendConfig
+from policies.tokenization import ScoringInputError
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+
+@pytest.fixture(scope="module")
+def pool(ray_cluster):
+    pool = ScorerPool(BackendConfig(), PoolConfig(num_workers=1))
+    yield pool
+    pool.shutdown()
+
+
+def test_pool_returns_the_bare_backend_numbers_for_1_2_3_workers(pool, backend):
+    contexts, candidates = scoring_requests(n_babyai=10, seed=1)
+    with one_thread():
+        reference = backend.score(contexts, candidates, with_hidden=True)
+        one_context = backend.score(contexts[:1], candidates[:1]).logprobs
+    for workers in (1, 2, 3):
+        if pool.num_workers < workers:
+            pool.add_workers(workers - pool.num_workers)
+        assert pool.num_workers == workers
+        got = pool.score(contexts, candidates, with_hidden=True)
+        assert got.logprobs == reference.logprobs
+        assert torch.equal(got.hidden, reference.hidden)
+        assert pool.score(contexts[:1], candidates[:1]).logprobs == one_context  # split by candidates
+    assert len({info["pid"] for info in pool.info()}) == 3
+
+
+def test_greedy_generation_through_the_pool(pool, backend):
+    prompts = ["The capital of France is", "1, 2, 3,", "Hello, my name is", "Q: 2+2?\nA:"]
+    assert pool.generate(prompts, max_new_tokens=6).texts == backend.generate(prompts, max_new_tokens=6).texts
+
+
+def test_bad_input_is_reported_not_swallowed(pool, backend):
+    with pytest.raises(ScoringInputError, match="empty candidate list"):
+        pool.score(["ctx"], [[]])
+    long_context = "go forward " * (backend.window // 2 + 10)
+    with pytest.raises(ScoringInputError, match="model window"):
+        pool.score([long_context, "ok"], [[" a"], [" b"]])
+
+
+def test_a_pool_too_big_for_the_cluster_fails_fast():
+    with pytest.raises(ValueError, match="need 1000 CPU.*fewer workers"):
+        ScorerPool(BackendConfig(), PoolConfig(num_workers=1000))
+
+
+def test_a_worker_killed_mid_request_is_restarted_and_its_shard_resent(pool, backend):
+    assert pool.num_workers == 3
+    contexts, candidates = scoring_requests(n_babyai=30, seed=2)
+    with one_thread():
+        reference = backend.score(contexts, candidates).logprobs
+    restarts, victim = pool.restarts, pool.workers()[1]
+    answer = {}
+    request = threading.Thread(target=lambda: answer.update(result=pool.score(contexts, candidates)))
+    request.start()
+    time.sleep(1.5)  # the shards take several seconds: the victim is busy with its own
+    assert request.is_alive()
+    ray.kill(victim, no_restart=True)
+    request.join()
+    assert answer["result"].logprobs == reference
+    assert pool.restarts == restarts + 1
+    assert victim not in pool.workers() and pool.num_workers == 3
+
+
+def test_weights_reach_every_worker_including_added_ones(pool):
+    from policies.transformers_backend import TransformersBackend
+
+    pool.remove_workers(1)
+    assert pool.num_workers == 2
+    trained = TransformersBackend(BackendConfig())
+    with torch.no_grad():
+        for name, p in trained.model.named_parameters():
+            if "layers.5.mlp" in name:
+                p.mul_(1.3)
+    pool.load_weights(trained.get_weights(), version=7)
+    pool.add_workers(1)  # started after the update: must still get version 7
+    assert [info["version"] for info in pool.info()] == [7, 7, 7]
+    contexts, candidates = scoring_requests(n_babyai=6, seed=3)
+    got = pool.score(contexts, candidates)
+    assert got.versions == [7] * len(contexts)
+    with one_thread():
+        assert got.logprobs == trained.score(contexts, candidates).logprobs
