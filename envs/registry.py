@@ -1,0 +1,45 @@
+"""Gymnasium ids of the BabyAI-Text envs (namespace llmrl/), registered on `import envs`."""
+from __future__ import annotations
+
+import gymnasium
+
+ENTRY_POINT = "envs.babyai_text:make_babyai_text"
+
+BASE_LEVELS = (
+    "GoToRedBall",
+    "GoToLocal",
+    "PickupLocal",
+    "PutNextLocal",
+    "OpenDoor",
+    "OpenLocal",
+    "PickupThenGoToLocal",
+    "MixedTrainLocal",
+    "MixedTestLocal",
+)
+VARIANTS = {"OOVNouns": "oov_nouns", "InventedWords": "invented_words", "SynonymActions": "synonym_actions"}
+"""Id suffix -> vocabulary of GLAM's generalization tests."""
+VARIANT_LEVELS = ("GoToLocal", "MixedTrainLocal", "MixedTestLocal")
+
+
+def env_id(level: str, variant: str | None = None) -> str:
+    """'llmrl/BabyAI-GoToLocal-v0', 'llmrl/BabyAI-GoToLocal-OOVNouns-v0'."""
+    return f"llmrl/BabyAI-{level}{'-' + variant if variant else ''}-v0"
+
+
+SPECS: dict[str, dict[str, str]] = {
+    **{env_id(level): {"level": level} for level in BASE_LEVELS},
+    **{
+        env_id(level, variant): {"level": level, "vocabulary": vocabulary}
+        for level in VARIANT_LEVELS
+        for variant, vocabulary in VARIANTS.items()
+    },
+}
+"""Registered id -> keyword arguments of the entry point."""
+ENV_IDS = tuple(SPECS)
+
+
+def register_all() -> None:
+    """Register every id of SPECS with Gymnasium (ids already registered are left alone)."""
+    for id_, kwargs in SPECS.items():
+        if id_ not in gymnasium.registry:
+            gymnasium.register(id=id_, entry_point=ENTRY_POINT, kwargs=kwargs)
