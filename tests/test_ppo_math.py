@@ -1,0 +1,78 @@
+"""GAE and PPO losses on hand-written batches, values checked by hand."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from learners.ppo_math import candidate_log_policy, entropy, gae, normalize, ppo_loss
+
+
+def t(*rows):
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def test_gae_single_env_episode_ending_by_termination():
+    # 3 steps, terminated at the last one; gamma = 0.5, lambda = 1 -> discounted returns
+    rewards, values = t([0.0], [0.0], [1.0]), t([0.1], [0.2], [0.3])
+    next_values = t([0.2], [0.3], [9.0])  # 9.0 must be ignored: terminal
+    terminated = t([0], [0], [1]).bool()
+    adv, ret = gae(rewards, values, next_values, terminated, terminated, gamma=0.5, lam=1.0)
+    assert ret.squeeze(1).tolist() == pytest.approx([0.25, 0.5, 1.0])
+    assert adv.squeeze(1).tolist() == pytest.approx([0.15, 0.3, 0.7])
+
+
+def test_gae_lambda_zero_is_one_step_td():
+    rewards, values, next_values = t([1.0]), t([0.5]), t([2.0])
+    no = t([0]).bool()
+    adv, _ = gae(rewards, values, next_values, no, no, gamma=0.9, lam=0.0)
+    assert adv.item() == pytest.approx(1.0 + 0.9 * 2.0 - 0.5)
+
+
+def test_gae_truncation_bootstraps_but_stops_the_recursion():
+    # step 0 truncated (next value = V(final obs) = 1.0); step 1 starts a new episode
+    rewards, values = t([0.0], [1.0]), t([0.0], [0.0])
+    next_values = t([1.0], [0.0])
+    terminated = t([0], [1]).bool()
+    ends = t([1], [1]).bool()
+    adv, _ = gae(rewards, values, next_values, terminated, ends, gamma=0.5, lam=1.0)
+    assert adv.squeeze(1).tolist() == pytest.approx([0.5, 1.0])  # step 0 gets 0.5*1.0, nothing from step 1
+
+
+def test_gae_vectorized_envs_are_independent():
+    rewards = t([1.0, 0.0], [0.0, 1.0])
+    values = torch.zeros(2, 2)
+    ends = t([1, 0], [0, 1]).bool()
+    adv, _ = gae(rewards, values, torch.zeros(2, 2), ends, ends, gamma=1.0, lam=1.0)
+    assert adv.tolist() == [[1.0, 1.0], [0.0, 1.0]]
+
+
+def test_candidate_policy_masks_padding_and_entropy_is_log_k_when_uniform():
+    scores = t([0.0, 0.0, 0.0], [math.log(3.0), 0.0, -5.0])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    logp = candidate_log_policy(scores, mask)
+    assert logp[1].exp().tolist() == pytest.approx([0.75, 0.25, 0.0])
+    ent = entropy(logp, mask)
+    assert ent[0].item() == pytest.approx(math.log(3))
+    assert ent[1].item() == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+
+
+def test_ppo_loss_by_hand():
+    new_logp = torch.log(t(0.6, 0.2))
+    old_logp = torch.log(t(0.4, 0.4))  # ratios 1.5 and 0.5
+    adv = t(1.0, -1.0)
+    loss = ppo_loss(new_logp, old_logp, adv, new_values=t(1.0, 0.0), old_values=t(0.0, 0.0), returns=t(2.0, 0.0),
+                    entropies=t(1.0, 0.5), clip=0.2, value_clip=0.5, value_coef=0.5, entropy_coef=0.1)
+    # sample 0: max(-1.5, -1.2) = -1.2; sample 1: max(0.5, 0.8) = 0.8 -> mean -0.2
+    assert loss.policy.item() == pytest.approx(-0.2)
+    # value: sample 0 unclipped (1-2)^2 = 1, clipped (0.5-2)^2 = 2.25 -> 2.25; sample 1: 0 -> 0.5 * mean = 0.5625
+    assert loss.value.item() == pytest.approx(0.5625)
+    assert loss.entropy.item() == pytest.approx(0.75)
+    assert loss.total.item() == pytest.approx(-0.2 + 0.5 * 0.5625 - 0.1 * 0.75, abs=1e-6)
+    assert loss.clip_fraction.item() == pytest.approx(1.0)
+
+
+def test_normalize():
+    assert normalize(t(1.0, 3.0)).tolist() == pytest.approx([-1.0, 1.0])
+    assert normalize(t(5.0)).tolist() == [0.0]
