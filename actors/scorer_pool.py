@@ -19,6 +19,7 @@ from policies.config import BackendConfig
 from policies.generation import validate_generate_args
 from policies.models import resolve_model
 from policies.tokenization import validate_request
+from policies.value_head import ValueHeadConfig
 
 log = logging.getLogger(__name__)
 _WORKER_LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
@@ -45,12 +46,14 @@ class WorkerStartError(RuntimeError):
 class ScorerPool:
     """Routes score / generate / hidden requests over N scorer workers; thread-safe."""
 
-    def __init__(self, backend: BackendConfig, pool: PoolConfig = PoolConfig()):
+    def __init__(self, backend: BackendConfig, pool: PoolConfig = PoolConfig(),
+                 value_head: ValueHeadConfig | None = None):
         if pool.num_workers < 1:
             raise ValueError(f"pool.num_workers={pool.num_workers}: need at least one scorer worker")
         ensure_ray()
         resolve_model(backend.model)  # convert a bundled model once, here, before workers race for it
         self.backend_config = backend
+        self.value_head_config = value_head
         self.config = pool
         self._lock = threading.RLock()
         self._weights_ref: ray.ObjectRef | None = None
@@ -79,7 +82,7 @@ class ScorerPool:
         remote_worker = ray.remote(ScorerWorker).options(
             num_cpus=self.config.cpus_per_worker, num_gpus=self.config.gpus_per_worker, max_restarts=0,
         )
-        worker = remote_worker.remote(self.backend_config)
+        worker = remote_worker.remote(self.backend_config, self.value_head_config)
         try:
             if self._weights_ref is not None:
                 ray.get(worker.load_weights.remote(self._weights_ref, self._version))
@@ -160,7 +163,7 @@ class ScorerPool:
         return answers
 
     def score(self, contexts: Sequence[str], candidates: Sequence[Sequence[str]], *, mean: bool = False,
-              with_hidden: bool = False) -> ScoreResult:
+              with_hidden: bool = False, with_values: bool = False) -> ScoreResult:
         """Log-probs of every candidate, in request order, identical for any number of workers.
 
         (Bitwise identical on CPU, where every worker runs the same number of intra-op threads;
@@ -170,13 +173,15 @@ class ScorerPool:
         counts = [len(c) for c in candidates]
         costs = [len(ctx) + sum(map(len, cands)) for ctx, cands in zip(contexts, candidates)]
         shards = plan_shards(counts, self.num_workers, costs)
-        payloads = [(shard_request(s, contexts, candidates), dict(mean=mean, with_hidden=with_hidden)) for s in shards]
+        options = dict(mean=mean, with_hidden=with_hidden, with_values=with_values)
+        payloads = [(shard_request(s, contexts, candidates), options) for s in shards]
         answers: list[ScoreResult] = self._run("score", payloads)
         return ScoreResult(
             logprobs=merge_scores(shards, [a.logprobs for a in answers], counts),
             versions=_per_context(shards, [a.versions for a in answers], len(contexts), min),
             hidden=torch.stack(_per_context(shards, [list(a.hidden) for a in answers], len(contexts), _first))
             if with_hidden else None,
+            values=_per_context(shards, [a.values for a in answers], len(contexts), _first) if with_values else None,
         )
 
     def hidden(self, contexts: Sequence[str]) -> torch.Tensor:

@@ -9,15 +9,17 @@ from typing import Mapping, Sequence
 
 import torch
 
-from policies.backend import GenerateResult, ScoreResult, make_backend
+from policies.backend import GenerateResult, ScoreResult
 from policies.config import BackendConfig
+from policies.llm_policy import LLMPolicy
+from policies.value_head import ValueHeadConfig
 
 
 class ScorerWorker:
-    """Serves score / generate / hidden from one backend and holds its weights version."""
+    """Serves score / generate / hidden from one LLM policy (backend + optional value head)."""
 
-    def __init__(self, config: BackendConfig):
-        self.backend = make_backend(config)
+    def __init__(self, config: BackendConfig, value_head: ValueHeadConfig | None = None):
+        self.policy = LLMPolicy(config, value_head)
         self.timers: dict[str, float] = defaultdict(float)
 
     def _timed(self, name: str, fn, *args, **kwargs):
@@ -28,26 +30,27 @@ class ScorerWorker:
             self.timers[name] += time.perf_counter() - start
 
     def score(self, contexts: Sequence[str], candidates: Sequence[Sequence[str]], mean: bool = False,
-              with_hidden: bool = False) -> ScoreResult:
-        return self._timed("score", self.backend.score, contexts, candidates, mean=mean, with_hidden=with_hidden)
+              with_hidden: bool = False, with_values: bool = False) -> ScoreResult:
+        return self._timed("score", self.policy.score, contexts, candidates, mean=mean, with_hidden=with_hidden,
+                           with_values=with_values)
 
     def hidden(self, contexts: Sequence[str]) -> torch.Tensor:
-        return self._timed("hidden", self.backend.hidden, contexts)
+        return self._timed("hidden", self.policy.hidden, contexts)
 
     def generate(self, prompts: Sequence[str], **kwargs) -> GenerateResult:
-        return self._timed("generate", self.backend.generate, prompts, **kwargs)
+        return self._timed("generate", self.policy.generate, prompts, **kwargs)
 
     def get_weights(self) -> dict[str, torch.Tensor]:
-        return self.backend.get_weights()
+        return self.policy.get_weights()
 
     def load_weights(self, weights: Mapping[str, torch.Tensor], version: int) -> int:
-        self._timed("load_weights", self.backend.load_weights, weights, version)
-        return self.backend.version
+        self._timed("load_weights", self.policy.load_weights, weights, version)
+        return self.policy.version
 
     def version(self) -> int:
-        return self.backend.version
+        return self.policy.version
 
     def info(self) -> dict:
         """Where this worker runs and what it has spent its time on."""
-        return {"host": socket.gethostname(), "pid": os.getpid(), "version": self.backend.version,
+        return {"host": socket.gethostname(), "pid": os.getpid(), "version": self.policy.version,
                 "timers": dict(self.timers)}

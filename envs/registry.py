@@ -38,8 +38,14 @@ SPECS: dict[str, dict[str, str]] = {
 ENV_IDS = tuple(SPECS)
 
 
+CHOICE_ID = "llmrl/TextChoice-v0"
+"""A one-step choice with one rewarded action string (envs.choice)."""
+
+
 def register_all() -> None:
-    """Register every id of SPECS with Gymnasium (ids already registered are left alone)."""
+    """Register every id of SPECS, and the text choice, with Gymnasium (registered ids are left alone)."""
     for id_, kwargs in SPECS.items():
         if id_ not in gymnasium.registry:
             gymnasium.register(id=id_, entry_point=ENTRY_POINT, kwargs=kwargs)
+    if CHOICE_ID not in gymnasium.registry:
+        gymnasium.register(id=CHOICE_ID, entry_point="envs.choice:TextChoice")

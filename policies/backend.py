@@ -18,6 +18,8 @@ class ScoreResult:
     """Weights version that produced each context's scores."""
     hidden: torch.Tensor | None = None
     """[num_contexts, H] hidden state per context (for value heads), when asked for."""
+    values: list[float] | None = None
+    """Value-head output per context, when asked for (LLMPolicy with a value head)."""
 
 
 @dataclass

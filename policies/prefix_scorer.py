@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 
-from policies.scoring import budget_batches, token_logprobs
+from policies.scoring import MIN_ROWS, budget_batches, token_logprobs, with_min_rows
 from policies.tokenization import EncodedRequest
 
 
@@ -64,11 +64,6 @@ contexts of the same slot width: a context's key layout then depends on its own 
 only, so its numbers do not depend on the rest of the request."""
 
 
-MIN_ROWS = 16
-"""Every matmul gets at least this many rows: CPU BLAS switches kernels (and rounding) for
-very few rows, which would make a context's numbers depend on its batch."""
-
-
 def slot_width(length: int) -> int:
     return -(-length // SLOT) * SLOT
 
@@ -90,11 +85,8 @@ def _additive_mask(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
 
 
 def _head_logprobs(head, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log P(targets) from the LM head on hidden rows, padded to MIN_ROWS rows for stable kernels."""
-    rows = hidden.shape[0]
-    if rows < MIN_ROWS:
-        hidden = F.pad(hidden, (0, 0, 0, MIN_ROWS - rows))
-    return token_logprobs(head(hidden)[:rows], targets)
+    """log P(targets) from the LM head on hidden rows (at least MIN_ROWS of them, for stable kernels)."""
+    return token_logprobs(with_min_rows(head, hidden), targets)
 
 
 def causal_pair_scores(

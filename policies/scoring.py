@@ -8,6 +8,20 @@ import torch
 from policies.tokenization import EncodedRequest
 
 
+MIN_ROWS = 16
+"""CPU BLAS switches kernels (and rounding) for matmuls with very few rows; padding to this
+many keeps a row's result independent of how many rows share its batch."""
+
+
+def with_min_rows(fn, x: torch.Tensor) -> torch.Tensor:
+    """fn(x) for a row-wise fn, computed on at least MIN_ROWS rows (zero rows added, then dropped)."""
+    rows = x.shape[0]
+    if rows >= MIN_ROWS:
+        return fn(x)
+    padding = x.new_zeros((MIN_ROWS - rows, *x.shape[1:]))
+    return fn(torch.cat([x, padding]))[:rows]
+
+
 def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """log P(target) under each row of logits, with a float32 log-softmax. logits [..., V], targets [...]."""
     logp = torch.log_softmax(logits.float(), dim=-1)

@@ -1,0 +1,157 @@
+"""EnvRunner: steps a vector of text envs, asks the scorer for all of them at once, samples actions.
+
+It owns its envs and their RNG and never owns model weights: the scorer (a ScorerPool, its
+Ray actor through RemoteScorer, or an in-process LLMPolicy) answers with the log-probs of
+each env's candidate actions, the value of its prompt and the weights version used.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium
+import numpy as np
+import ray
+import torch
+
+from envs.prompt import PromptBuilder
+from learners.rollout import Episode, Rollout
+
+
+@dataclass(frozen=True)
+class RunnerConfig:
+    """The envs one runner steps."""
+
+    env_id: str = "llmrl/BabyAI-GoToRedBall-v0"
+    """A registered text env id (see envs.ENV_IDS)."""
+    num_envs: int = 2
+    """Envs stepped in lockstep; one scoring request per step covers all of them."""
+    env_kwargs: dict = field(default_factory=dict)
+    """Keyword arguments for gymnasium.make (e.g. reward_scale)."""
+    memory: int = 3
+    """Observations kept in the prompt (and memory - 1 actions)."""
+    seed: int = 0
+    """Seeds the envs' first resets and the action sampling."""
+
+
+class RemoteScorer:
+    """Calls a scorer living in a Ray actor (e.g. a ScorerPool actor) as if it were local."""
+
+    def __init__(self, handle: Any):
+        self.handle = handle
+
+    def score(self, *args, **kwargs):
+        return ray.get(self.handle.score.remote(*args, **kwargs))
+
+
+def make_text_env(env_id: str, **kwargs) -> gymnasium.Env:
+    """gymnasium.make for our text envs, with an error listing the ids when the id is unknown."""
+    import envs  # noqa: F401  (registers the llmrl/ ids)
+
+    try:
+        return gymnasium.make(env_id, **kwargs)
+    except gymnasium.error.Error as e:
+        known = ", ".join(sorted(k for k in gymnasium.registry if k.startswith("llmrl/")))
+        raise ValueError(f"cannot make env {env_id!r} ({e}); registered text envs: {known}") from e
+
+
+class EnvRunner:
+    """Collects rollouts from `num_envs` text envs with actions sampled from the LLM policy."""
+
+    def __init__(self, config: RunnerConfig, scorer, index: int = 0):
+        self.config = config
+        self.scorer = scorer
+        self.index = index
+        self.rng = np.random.default_rng([config.seed, index])
+        self.envs = [make_text_env(config.env_id, **config.env_kwargs) for _ in range(config.num_envs)]
+        self.builders: list[PromptBuilder] = []
+        self.candidates: list[list[str]] = []
+        self.episode_return = [0.0] * config.num_envs
+        self.episode_length = [0] * config.num_envs
+        for n, env in enumerate(self.envs):
+            _, info = env.reset(seed=int(config.seed * 10_000 + index * 100 + n))
+            self.builders.append(PromptBuilder(info["actions"], memory=config.memory))
+            self.builders[n].reset(info["mission"], info["descriptions"])
+            self.candidates.append([" " + a for a in info["actions"]])
+
+    def rollout(self, num_steps: int) -> Rollout:
+        """Step every env num_steps times; one batched scoring request per step."""
+        timers = {"scoring": 0.0, "env_step": 0.0}
+        columns: dict[str, list] = {k: [] for k in (
+            "prompts", "candidates", "actions", "logprobs", "values", "rewards", "terminated", "truncated",
+            "next_values", "versions")}
+        episodes: list[Episode] = []
+        for _ in range(num_steps):
+            prompts = [b.render() for b in self.builders]
+            candidates = [list(c) for c in self.candidates]
+            start = time.perf_counter()
+            answer = self.scorer.score(prompts, candidates, with_values=True)
+            timers["scoring"] += time.perf_counter() - start
+            actions, logps = zip(*(self._sample(scores) for scores in answer.logprobs))
+            start = time.perf_counter()
+            rewards, terminated, truncated, final_prompts = self._step_all(actions, episodes)
+            timers["env_step"] += time.perf_counter() - start
+            next_values = [0.0] * len(self.envs)
+            cut = [n for n in range(len(self.envs)) if truncated[n] and not terminated[n]]
+            if cut:
+                start = time.perf_counter()
+                finals = self.scorer.score([final_prompts[n] for n in cut], [candidates[n] for n in cut],
+                                           with_values=True)
+                timers["scoring"] += time.perf_counter() - start
+                for n, value in zip(cut, finals.values):
+                    next_values[n] = value
+            for row, value in (("prompts", prompts), ("candidates", candidates), ("actions", actions),
+                               ("logprobs", logps), ("values", answer.values), ("rewards", rewards),
+                               ("terminated", terminated), ("truncated", truncated),
+                               ("next_values", next_values), ("versions", answer.versions)):
+                columns[row].append(list(value))
+        self._fill_bootstrap(columns, timers)
+        tensors = {k: torch.tensor(columns[k], dtype=dtype) for k, dtype in (
+            ("actions", torch.long), ("logprobs", torch.float32), ("values", torch.float32),
+            ("rewards", torch.float32), ("terminated", torch.bool), ("truncated", torch.bool),
+            ("next_values", torch.float32), ("versions", torch.long))}
+        return Rollout(prompts=columns["prompts"], candidates=columns["candidates"], episodes=episodes,
+                       timers=timers, **tensors)
+
+    def _sample(self, scores: list[float]) -> tuple[int, float]:
+        """An action index from softmax(scores), and its log-probability."""
+        logp = torch.log_softmax(torch.tensor(scores, dtype=torch.float64), dim=0)
+        probs = logp.exp().numpy()
+        action = int(self.rng.choice(len(scores), p=probs / probs.sum()))
+        return action, float(logp[action])
+
+    def _step_all(self, actions, episodes: list[Episode]):
+        """Step every env; record and reset finished episodes. Returns per-env results and final prompts."""
+        rewards, terminated, truncated, final_prompts = [], [], [], []
+        for n, (env, action) in enumerate(zip(self.envs, actions)):
+            _, reward, term, trunc, info = env.step(action)
+            self.builders[n].step(action, info["descriptions"])
+            self.episode_return[n] += float(reward)
+            self.episode_length[n] += 1
+            final_prompts.append(self.builders[n].render())
+            if term or trunc:
+                episodes.append(Episode(ret=self.episode_return[n], length=self.episode_length[n],
+                                        success=bool(term and reward > 0)))
+                self.episode_return[n], self.episode_length[n] = 0.0, 0
+                _, info = env.reset()
+                self.builders[n].reset(info["mission"], info["descriptions"])
+                self.candidates[n] = [" " + a for a in info["actions"]]
+            rewards.append(float(reward))
+            terminated.append(bool(term))
+            truncated.append(bool(trunc))
+        return rewards, terminated, truncated, final_prompts
+
+    def _fill_bootstrap(self, columns: dict[str, list], timers: dict[str, float]) -> None:
+        """next_values of each step: the next step's value unless the episode ended there; the last
+        step bootstraps from the value of the envs' current prompts."""
+        steps = len(columns["values"])
+        start = time.perf_counter()
+        tail = self.scorer.score([b.render() for b in self.builders], [list(c) for c in self.candidates],
+                                 with_values=True).values
+        timers["scoring"] += time.perf_counter() - start
+        for t in range(steps):
+            following = columns["values"][t + 1] if t + 1 < steps else tail
+            for n in range(len(self.envs)):
+                if not (columns["terminated"][t][n] or columns["truncated"][t][n]):
+                    columns["next_values"][t][n] = following[n]

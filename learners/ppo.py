@@ -1,0 +1,185 @@
+"""PPO for an LLM policy over text actions (GLAM): GAE, clipped policy and value losses, entropy
+bonus, gradient clipping, epochs of minibatches that recompute log-probs and values."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from learners.ppo_math import candidate_log_policy, entropy, gae, normalize, ppo_loss
+from learners.rollout import Rollout
+from policies.llm_policy import LLMPolicy
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """PPO hyperparameters (GLAM's in the comments)."""
+
+    gamma: float = 0.99
+    """Discount (GLAM 0.99)."""
+    gae_lambda: float = 0.99
+    """GAE lambda (GLAM 0.99)."""
+    clip: float = 0.2
+    """Policy ratio clip (GLAM 0.2)."""
+    value_clip: float | None = 0.2
+    """Value clip around the rollout's values (GLAM 0.2); null disables it."""
+    entropy_coef: float = 0.01
+    """Entropy bonus weight (GLAM 0.01)."""
+    value_coef: float = 0.5
+    """Value loss weight (GLAM 0.5)."""
+    lr: float = 1e-6
+    """Adam learning rate (GLAM 1e-6 for full fine-tuning; LoRA wants more, e.g. 1e-4)."""
+    betas: tuple[float, float] = (0.9, 0.999)
+    """Adam betas."""
+    adam_eps: float = 1e-5
+    """Adam epsilon (GLAM 1e-5)."""
+    max_grad_norm: float = 0.5
+    """Gradient-norm clip (GLAM 0.5)."""
+    epochs: int = 4
+    """Passes over each batch of rollouts (GLAM 4)."""
+    minibatch_size: int = 64
+    """Steps per optimizer step (GLAM 64)."""
+    micro_batch_size: int = 8
+    """Steps per forward/backward inside a minibatch (gradient accumulation; bounds memory)."""
+    normalize_advantages: bool = True
+    """Normalize advantages per minibatch."""
+    max_policy_lag: int = 1
+    """Steps produced by a policy more than this many versions old count as stale."""
+    drop_stale: bool = False
+    """Drop stale steps instead of only counting them."""
+
+
+@dataclass
+class Batch:
+    """Flattened training steps."""
+
+    prompts: list[str]
+    candidates: list[list[str]]
+    actions: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+    old_values: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def select(self, index: Sequence[int]) -> "Batch":
+        idx = torch.as_tensor(list(index), dtype=torch.long)
+        return Batch([self.prompts[i] for i in index], [self.candidates[i] for i in index], self.actions[idx],
+                     self.advantages[idx], self.returns[idx], self.old_values[idx])
+
+
+_LOSS_METRICS = {"total": "loss_total", "policy": "loss_policy", "value": "loss_value", "entropy": "entropy",
+                 "approx_kl": "approx_kl", "clip_fraction": "clip_fraction"}
+
+
+class PPOLearner:
+    """Owns the trainable policy and its optimizer; `update` consumes rollouts, bumps the version."""
+
+    def __init__(self, policy: LLMPolicy, config: PPOConfig, seed: int = 0):
+        if policy.value_head is None:
+            raise ValueError("PPO needs a value head: configure value_head for the policy")
+        self.policy = policy
+        self.config = config
+        self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, betas=config.betas, eps=config.adam_eps)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.stale_steps = 0
+        self.dropped_steps = 0
+
+    @property
+    def version(self) -> int:
+        return self.policy.version
+
+    def batch_from(self, rollouts: Sequence[Rollout]) -> Batch:
+        """GAE per rollout, then all steps flattened (stale ones counted, dropped if configured)."""
+        parts = []
+        c = self.config
+        for r in rollouts:
+            advantages, returns = gae(r.rewards, r.values, r.next_values, r.terminated, r.terminated | r.truncated,
+                                      c.gamma, c.gae_lambda)
+            stale = (self.version - r.versions) > c.max_policy_lag
+            self.stale_steps += int(stale.sum())
+            keep = ~stale.reshape(-1) if c.drop_stale else torch.ones(r.actions.numel(), dtype=torch.bool)
+            self.dropped_steps += int((~keep).sum())
+            index = keep.nonzero().squeeze(1).tolist()
+            prompts, candidates = r.flat("prompts"), r.flat("candidates")
+            parts.append(Batch([prompts[i] for i in index], [candidates[i] for i in index],
+                               r.actions.reshape(-1)[index], advantages.reshape(-1)[index],
+                               returns.reshape(-1)[index], r.values.reshape(-1)[index]))
+        return Batch([p for b in parts for p in b.prompts], [x for b in parts for x in b.candidates],
+                     *(torch.cat([getattr(b, f) for b in parts]) for f in ("actions", "advantages", "returns",
+                                                                           "old_values")))
+
+    def evaluate(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """log pi(action), entropy and value for each step of `batch` (differentiable)."""
+        request = self.policy.backend.encode(batch.prompts, batch.candidates)
+        pairs, values = self.policy.evaluate(request)
+        widest = max(len(c) for c in batch.candidates)
+        scores = torch.zeros(len(batch), widest, device=pairs.sums.device)
+        mask = torch.zeros(len(batch), widest, dtype=torch.bool, device=pairs.sums.device)
+        start = 0
+        for i, cands in enumerate(batch.candidates):
+            scores[i, : len(cands)] = pairs.sums[start:start + len(cands)]
+            mask[i, : len(cands)] = True
+            start += len(cands)
+        log_policy = candidate_log_policy(scores, mask)
+        chosen = log_policy.gather(1, batch.actions.to(log_policy.device)[:, None]).squeeze(1)
+        return chosen.cpu(), entropy(log_policy, mask).cpu(), values.float().cpu()
+
+    def _micro_batches(self, batch: Batch):
+        size = self.config.micro_batch_size
+        for start in range(0, len(batch), size):
+            yield batch.select(range(start, min(start + size, len(batch))))
+
+    def update(self, rollouts: Sequence[Rollout]) -> dict[str, float]:
+        """PPO epochs over the rollouts; returns metrics. The policy's version goes up by one."""
+        c = self.config
+        batch = self.batch_from(rollouts)
+        if len(batch) == 0:
+            return {"stale_steps": float(self.stale_steps), "dropped_steps": float(self.dropped_steps)}
+        self.policy.backend.model.eval()
+        with torch.no_grad():  # the "old" policy, recomputed with the learner's own weights
+            old_logp = torch.cat([self.evaluate(m)[0] for m in self._micro_batches(batch)])
+        sums: dict[str, float] = {}
+        updates = 0
+        self.policy.backend.model.train()
+        for _ in range(c.epochs):
+            order = torch.randperm(len(batch), generator=self.generator).tolist()
+            for start in range(0, len(batch), c.minibatch_size):
+                index = order[start:start + c.minibatch_size]
+                self._minibatch_step(batch.select(index), old_logp[index], sums)
+                updates += 1
+        self.policy.backend.model.eval()
+        self.policy.backend.version += 1
+        metrics = {k: v / updates for k, v in sums.items()}
+        metrics.update(stale_steps=float(self.stale_steps), dropped_steps=float(self.dropped_steps),
+                       train_steps=float(len(batch)),
+                       explained_variance=_explained_variance(batch.old_values, batch.returns))
+        return metrics
+
+    def _minibatch_step(self, minibatch: Batch, old_logp: torch.Tensor, sums: dict[str, float]) -> None:
+        c = self.config
+        advantages = normalize(minibatch.advantages) if c.normalize_advantages else minibatch.advantages
+        self.optimizer.zero_grad(set_to_none=True)
+        start = 0
+        for micro in self._micro_batches(minibatch):
+            end = start + len(micro)
+            new_logp, ent, values = self.evaluate(micro)
+            loss = ppo_loss(new_logp, old_logp[start:end], advantages[start:end], values, micro.old_values,
+                            micro.returns, ent, clip=c.clip, value_clip=c.value_clip, value_coef=c.value_coef,
+                            entropy_coef=c.entropy_coef)
+            (loss.total * len(micro) / len(minibatch)).backward()
+            share = len(micro) / len(minibatch)
+            for attr, key in _LOSS_METRICS.items():
+                sums[key] = sums.get(key, 0.0) + share * float(getattr(loss, attr).detach())
+            start = end
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), c.max_grad_norm)
+        sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
+        self.optimizer.step()
+
+
+def _explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
+    """1 - Var(target - predicted) / Var(target); nan when the target is constant."""
+    var = target.var(unbiased=False)
+    return float("nan") if var == 0 else float(1 - (target - predicted).var(unbiased=False) / var)

@@ -1,0 +1,77 @@
+"""LLMPolicy: a backend plus an optional value head, served by scorer workers and trained by learners."""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+
+from policies.backend import GenerateResult, ScoreResult, make_backend
+from policies.config import BackendConfig
+from policies.prefix_scorer import PairScores
+from policies.tokenization import EncodedRequest
+from policies.value_head import ValueHead, ValueHeadConfig
+
+LLM_PREFIX, VALUE_PREFIX = "llm.", "value_head."
+
+
+class LLMPolicy:
+    """Scores candidates (and values, from the same forward) with versioned weights."""
+
+    def __init__(self, backend: BackendConfig, value_head: ValueHeadConfig | None = None):
+        self.backend = make_backend(backend)
+        self.value_head = None
+        if value_head is not None:
+            size = self.backend.hf_model.config.get_text_config().hidden_size
+            self.value_head = ValueHead(size, value_head).to(self.backend.device)
+
+    @property
+    def version(self) -> int:
+        return self.backend.version
+
+    def score(self, contexts: Sequence[str], candidates: Sequence[Sequence[str]], *, mean: bool = False,
+              with_hidden: bool = False, with_values: bool = False) -> ScoreResult:
+        """Candidate log-probs; with_values adds the value head's output on each context's hidden state."""
+        if with_values and self.value_head is None:
+            raise ValueError("with_values needs a value head: configure value_head for this policy")
+        result = self.backend.score(contexts, candidates, mean=mean, with_hidden=with_hidden or with_values)
+        if with_values:
+            with torch.inference_mode():
+                result.values = self.value_head(result.hidden.to(self.backend.device)).cpu().tolist()
+        if not with_hidden:
+            result.hidden = None
+        return result
+
+    def evaluate(self, request: EncodedRequest, with_values: bool = True) -> tuple[PairScores, torch.Tensor | None]:
+        """Per-pair log-prob sums and per-context values, differentiable (for the learner)."""
+        pairs = self.backend.pair_scores(request, want_hidden=with_values)
+        return pairs, self.value_head(pairs.hidden) if with_values else None
+
+    def hidden(self, contexts: Sequence[str]) -> torch.Tensor:
+        return self.backend.hidden(contexts)
+
+    def generate(self, prompts: Sequence[str], **kwargs) -> GenerateResult:
+        return self.backend.generate(prompts, **kwargs)
+
+    def parameters(self) -> list[torch.nn.Parameter]:
+        """What a learner trains: the backend's trainable weights (the adapter with LoRA) and the value head."""
+        params = [p for p in self.backend.model.parameters() if p.requires_grad]
+        return params + (list(self.value_head.parameters()) if self.value_head is not None else [])
+
+    def get_weights(self) -> dict[str, torch.Tensor]:
+        weights = {LLM_PREFIX + k: v for k, v in self.backend.get_weights().items()}
+        if self.value_head is not None:
+            weights.update({VALUE_PREFIX + k: v.detach().cpu().clone() for k, v in self.value_head.state_dict().items()})
+        return weights
+
+    def load_weights(self, weights: Mapping[str, torch.Tensor], version: int) -> None:
+        """Load `get_weights` output of an identically configured policy; value-head keys are optional."""
+        llm = {k[len(LLM_PREFIX):]: v for k, v in weights.items() if k.startswith(LLM_PREFIX)}
+        head = {k[len(VALUE_PREFIX):]: v for k, v in weights.items() if k.startswith(VALUE_PREFIX)}
+        unknown = [k for k in weights if not k.startswith((LLM_PREFIX, VALUE_PREFIX))]
+        if unknown:
+            raise ValueError(f"weights keys must start with {LLM_PREFIX!r} or {VALUE_PREFIX!r}; got {unknown[:3]}")
+        if head:
+            if self.value_head is None:
+                raise ValueError("weights carry a value head but this policy has none: configure value_head")
+            self.value_head.load_state_dict(head)
+        self.backend.load_weights(llm, version)
