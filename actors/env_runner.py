@@ -33,6 +33,8 @@ class RunnerConfig:
     """Observations kept in the prompt (and memory - 1 actions)."""
     seed: int = 0
     """Seeds the envs' first resets and the action sampling."""
+    greedy: bool = False
+    """Take the highest-scoring action (evaluation) instead of sampling from the softmax."""
 
 
 class RemoteScorer:
@@ -117,8 +119,11 @@ class EnvRunner:
     def _sample(self, scores: list[float]) -> tuple[int, float]:
         """An action index from softmax(scores), and its log-probability."""
         logp = torch.log_softmax(torch.tensor(scores, dtype=torch.float64), dim=0)
-        probs = logp.exp().numpy()
-        action = int(self.rng.choice(len(scores), p=probs / probs.sum()))
+        if self.config.greedy:
+            action = int(torch.argmax(logp))
+        else:
+            probs = logp.exp().numpy()
+            action = int(self.rng.choice(len(scores), p=probs / probs.sum()))
         return action, float(logp[action])
 
     def _step_all(self, actions, episodes: list[Episode]):

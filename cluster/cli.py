@@ -35,12 +35,51 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--batch-size", type=int, default=64, help="lines per scoring request")
     score.set_defaults(handler=_score)
 
+    run = commands.add_parser("run", help="train (GLAM: PPO on BabyAI-Text) from a YAML config")
+    run.add_argument("config", nargs="?", default="configs/glam_babyai.yaml", help="run config (YAML)")
+    run.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    run.set_defaults(handler=_run)
+
+    evaluation = commands.add_parser("eval", help="success rate and mean return of a checkpoint or a baseline")
+    evaluation.add_argument("checkpoint", nargs="?", default=None, help="a checkpoint file written by llmrl run")
+    evaluation.add_argument("--env", required=True, help="registered env id, e.g. llmrl/BabyAI-GoToRedBall-v0")
+    evaluation.add_argument("--episodes", type=int, default=20)
+    evaluation.add_argument("--policy", default="trained", choices=["trained", "random", "zero-shot"])
+    evaluation.add_argument("--model", default="smollm2-135m", help="the LLM of the zero-shot baseline")
+    evaluation.add_argument("--num-envs", type=int, default=4)
+    evaluation.add_argument("--seed", type=int, default=12345)
+    evaluation.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")
+    evaluation.set_defaults(handler=lambda args: _lazy("cluster.eval_command", "run_eval")(args))
+
     bench = commands.add_parser("bench", help="benchmarks that print figures")
     benches = bench.add_subparsers(dest="bench", required=True)
     from cluster.bench_score import add_arguments as add_bench_score
 
     add_bench_score(benches.add_parser("score", help="action-scores/s: naive vs shared-prefix vs pool"))
     return parser
+
+
+def _lazy(module: str, name: str):
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from cluster.config import load_yaml
+    from cluster.glam_job import GlamJob, load_run_config
+    from cluster.run_config import RunConfig
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        job = GlamJob(load_run_config(run_dir), run_dir=run_dir, progress=not args.no_progress)
+    else:
+        job = GlamJob(load_yaml(RunConfig, args.config), progress=not args.no_progress)
+    run_dir = job.run()
+    print(f"llmrl run: done. metrics {run_dir / 'metrics.csv'}, tensorboard {run_dir / 'tensorboard'}, "
+          f"curves {run_dir / 'curves.png'}, checkpoints {run_dir / 'checkpoints'}")
+    return 0
 
 
 def _score(args: argparse.Namespace) -> int:

@@ -1,0 +1,48 @@
+"""`llmrl run` end to end through real Ray actors with a tiny budget, then --resume."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from cluster.config import ConfigError, from_dict
+from cluster.run_config import RunConfig
+
+TINY = {
+    "name": "tiny",
+    "backend": {"lora": {"r": 4}},
+    "value_head": {"hidden_sizes": [16]},
+    "pool": {"num_workers": 1, "cpus_per_worker": 0.5},
+    "runner": {"env_id": "llmrl/TextChoice-v0", "num_envs": 2},
+    "ppo": {"lr": 1.0e-3, "epochs": 1, "minibatch_size": 8},
+    "train": {"total_env_steps": 4, "steps_per_update": 2},
+}
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ConfigError, match="runner.env_id: 'llmrl/Nope-v0' is not a registered env"):
+        from_dict(RunConfig, {"runner": {"env_id": "llmrl/Nope-v0"}})
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) 'lr'; allowed keys: backend"):
+        from_dict(RunConfig, {"lr": 1})
+    with pytest.raises(ConfigError, match="ppo.epochs: expected an integer"):
+        from_dict(RunConfig, {"ppo": {"epochs": "four"}})
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ray_cluster")
+def test_run_writes_metrics_plot_checkpoint_and_resumes(tmp_path):
+    from cluster.checkpoint import latest_checkpoint, load_checkpoint
+    from cluster.glam_job import GlamJob
+    from cluster.metrics import read_metrics
+
+    config = from_dict(RunConfig, {**TINY, "train": {**TINY["train"], "output_dir": str(tmp_path)}})
+    run_dir = GlamJob(config, progress=False).run()
+    rows = read_metrics(run_dir)
+    assert [r["updates"] for r in rows] == [1.0]
+    assert (run_dir / "curves.png").stat().st_size > 0 and list((run_dir / "tensorboard").iterdir())
+    assert load_checkpoint(latest_checkpoint(run_dir))["counters"] == {"updates": 1, "env_steps": 4, "episodes": 4}
+    longer = dataclasses.replace(config, train=dataclasses.replace(config.train, total_env_steps=8))
+    GlamJob(longer, run_dir=run_dir, progress=False).run()
+    state = load_checkpoint(latest_checkpoint(run_dir))
+    assert state["counters"] == {"updates": 2, "env_steps": 8, "episodes": 8} and state["version"] == 2
+    assert [r["updates"] for r in read_metrics(run_dir)] == [1.0, 2.0]
