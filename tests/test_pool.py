@@ -76,13 +76,13 @@ def test_a_worker_killed_mid_request_is_restarted_and_its_shard_resent(pool, bac
 
 
 def test_weights_reach_every_worker_including_added_ones(pool):
-    from policies.transformers_backend import TransformersBackend
+    from policies.llm_policy import LLMPolicy
 
     pool.remove_workers(1)
     assert pool.num_workers == 2
-    trained = TransformersBackend(BackendConfig())
+    trained = LLMPolicy(BackendConfig())
     with torch.no_grad():
-        for name, p in trained.model.named_parameters():
+        for name, p in trained.backend.model.named_parameters():
             if "layers.5.mlp" in name:
                 p.mul_(1.3)
     pool.load_weights(trained.get_weights(), version=7)
