@@ -28,7 +28,6 @@ def test_config_errors_name_the_key():
         from_dict(RunConfig, {"ppo": {"epochs": "four"}})
 
 
-@pytest.mark.slow
 @pytest.mark.usefixtures("ray_cluster")
 def test_run_writes_metrics_plot_checkpoint_and_resumes(tmp_path):
     from cluster.checkpoint import latest_checkpoint, load_checkpoint
