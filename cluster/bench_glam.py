@@ -1,0 +1,113 @@
+"""`llmrl bench glam`: success rate against env steps on a BabyAI-Text task for PPO-LLM (LoRA and full
+fine-tuning) beside the random and zero-shot baselines, and the whole system's env steps/s with the
+per-phase split (scoring, env stepping, PPO update, weight sync). All arms in one run, same seeds."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+ARMS = ("ppo-lora", "ppo-full", "random", "zero-shot")
+PHASES = ("scoring", "env_step", "update", "weight_sync")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="configs/glam_babyai.yaml", help="base run config of the PPO arms")
+    parser.add_argument("--env", default="llmrl/BabyAI-GoToRedBall-v0", help="registered env id")
+    parser.add_argument("--env-steps", type=int, default=2048, help="training env steps per PPO arm")
+    parser.add_argument("--eval-episodes", type=int, default=40, help="episodes of each baseline")
+    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {ARMS}")
+    parser.add_argument("--full-lr", type=float, default=1e-5, help="PPO lr of full fine-tuning")
+    parser.add_argument("--output-dir", default="runs/bench_glam")
+    parser.set_defaults(handler=run)
+
+
+def ppo_config(base, arm: str, env_id: str, env_steps: int, output_dir: str, full_lr: float):
+    """The base run config turned into one PPO arm: LoRA as configured, or full fine-tuning."""
+    backend = base.backend if arm == "ppo-lora" else dataclasses.replace(base.backend, lora=None)
+    ppo = base.ppo if arm == "ppo-lora" else dataclasses.replace(base.ppo, lr=full_lr)
+    train = dataclasses.replace(base.train, total_env_steps=env_steps, output_dir=output_dir,
+                                checkpoint_every=10**9)
+    return dataclasses.replace(base, name=arm, backend=backend, ppo=ppo, train=train,
+                               runner=dataclasses.replace(base.runner, env_id=env_id))
+
+
+def throughput(rows: list[dict]) -> dict[str, float]:
+    """Env steps/s over a run and the share of wall time per phase (from the metrics rows)."""
+    wall = sum(r["round_env_steps"] / r["steps_per_s"] for r in rows)
+    spent = {p: sum(r[f"time_{p}_s"] for r in rows) for p in PHASES}
+    return {"env_steps_per_s": sum(r["round_env_steps"] for r in rows) / wall, "wall_s": wall,
+            **{f"share_{p}": spent[p] / wall for p in PHASES}}
+
+
+def curve(rows: list[dict]) -> list[tuple[int, float]]:
+    """(env steps, success rate over the last 100 episodes) after each update."""
+    return [(int(r["env_steps"]), r["success_rate"]) for r in rows]
+
+
+def run_ppo_arm(config) -> dict:
+    from cluster.glam_job import GlamJob
+    from cluster.metrics import read_metrics
+
+    run_dir = GlamJob(config, progress=False).run()
+    rows = read_metrics(run_dir)
+    return {"curve": curve(rows), **throughput(rows), "run_dir": str(run_dir)}
+
+
+def run_baseline(arm: str, env_id: str, episodes: int, model: str, seed: int) -> dict:
+    from cluster.eval_command import evaluate, make_eval_policy
+
+    start = time.perf_counter()
+    result = evaluate(make_eval_policy(arm, None, model), env_id, episodes, seed=seed)
+    return {**result, "wall_s": time.perf_counter() - start}
+
+
+def plot(results: dict, path: Path, env_id: str) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 3.5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for arm, result in results.items():
+        if "curve" in result:
+            ax.plot(*zip(*result["curve"]), marker=".", label=arm)
+        else:
+            ax.axhline(result["success_rate"], linestyle="--", label=arm, color="grey" if arm == "random" else "k")
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("success rate (last 100 episodes)")
+    ax.set_title(env_id)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.savefig(path, format="png")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cluster.config import load_yaml
+    from cluster.run_config import RunConfig
+
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = sorted(set(arms) - set(ARMS))
+    if unknown:
+        raise SystemExit(f"llmrl bench glam: unknown arm(s) {unknown}; choose from {ARMS}")
+    base = load_yaml(RunConfig, args.config)
+    output = Path(args.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    print(json.dumps({"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
+                      "env": args.env, "env_steps": args.env_steps, "model": base.backend.model}))
+    results = {}
+    for arm in arms:
+        if arm.startswith("ppo"):
+            config = ppo_config(base, arm, args.env, args.env_steps, str(output), args.full_lr)
+            results[arm] = run_ppo_arm(config)
+        else:
+            results[arm] = run_baseline(arm, args.env, args.eval_episodes, base.backend.model, base.runner.seed)
+        print(json.dumps({"arm": arm, **results[arm]}), flush=True)
+    (output / "results.json").write_text(json.dumps(results, indent=1))
+    plot(results, output / "learning_curves.png", args.env)
+    print(f"llmrl bench glam: results {output / 'results.json'}, plot {output / 'learning_curves.png'}")
+    return 0

@@ -1,0 +1,33 @@
+"""The learning-curve benchmark's pure parts: arm configs, throughput split, curves."""
+from __future__ import annotations
+
+import pytest
+
+from cluster.bench_glam import curve, ppo_config, throughput
+from cluster.config import load_yaml
+from cluster.run_config import RunConfig
+
+ROWS = [
+    {"env_steps": 32.0, "round_env_steps": 32.0, "steps_per_s": 4.0, "success_rate": 0.0, "time_scoring_s": 4.0,
+     "time_env_step_s": 1.0, "time_update_s": 2.0, "time_weight_sync_s": 0.5},
+    {"env_steps": 64.0, "round_env_steps": 32.0, "steps_per_s": 2.0, "success_rate": 0.5, "time_scoring_s": 10.0,
+     "time_env_step_s": 1.0, "time_update_s": 4.0, "time_weight_sync_s": 0.5},
+]
+
+
+def test_throughput_and_shares_from_metrics_rows():
+    figures = throughput(ROWS)
+    assert figures["wall_s"] == pytest.approx(8.0 + 16.0)
+    assert figures["env_steps_per_s"] == pytest.approx(64 / 24)
+    assert figures["share_scoring"] == pytest.approx(14 / 24) and figures["share_weight_sync"] == pytest.approx(1 / 24)
+    assert curve(ROWS) == [(32, 0.0), (64, 0.5)]
+
+
+def test_ppo_arms_differ_only_in_fine_tuning_and_budget():
+    base = load_yaml(RunConfig, "configs/glam_babyai.yaml")
+    lora = ppo_config(base, "ppo-lora", "llmrl/BabyAI-GoToLocal-v0", 512, "out", full_lr=1e-5)
+    full = ppo_config(base, "ppo-full", "llmrl/BabyAI-GoToLocal-v0", 512, "out", full_lr=1e-5)
+    assert lora.backend.lora == base.backend.lora and full.backend.lora is None
+    assert full.ppo.lr == 1e-5 and lora.ppo.lr == base.ppo.lr
+    assert lora.train.total_env_steps == full.train.total_env_steps == 512
+    assert lora.runner.env_id == full.runner.env_id == "llmrl/BabyAI-GoToLocal-v0" and lora.name == "ppo-lora"
