@@ -108,8 +108,9 @@ class GlamJob:
                    disable=not self.progress, file=sys.stderr)
         try:
             with MetricsLogger(self.run_dir) as logger:
+                pending = None
                 while self.counters["env_steps"] < c.train.total_env_steps:
-                    row = self._round(pool, runners)
+                    row, pending = self._round(pool, runners, pending)
                     logger.log(self.counters["updates"], row)
                     bar.update(int(row["round_env_steps"]))
                     bar.set_postfix(success=f"{row['success_rate']:.2f}", ret=f"{row['mean_return']:.2f}",
@@ -125,18 +126,25 @@ class GlamJob:
         plot_curves(self.run_dir, x="env_steps", ys=["success_rate", "mean_return", "loss_value", "entropy"])
         return self.run_dir
 
-    def _round(self, pool, runners) -> dict[str, float]:
-        """Rollouts from every runner, one PPO update, weights to the pool; the metrics row."""
+    def _launch_rollouts(self, runners) -> list[ray.ObjectRef]:
+        return [r.rollout.remote(self.config.train.steps_per_update) for r in runners]
+
+    def _round(self, pool, runners, pending: list[ray.ObjectRef] | None) -> tuple[dict[str, float], list | None]:
+        """Rollouts from every runner, one PPO update, weights to the pool: the metrics row, and the
+        next round's rollouts when they were launched before the update (train.overlap_rollouts)."""
+        train = self.config.train
         start = time.perf_counter()
-        rollouts: list[Rollout] = ray.get([r.rollout.remote(self.config.train.steps_per_update) for r in runners])
+        rollouts: list[Rollout] = ray.get(pending or self._launch_rollouts(runners))
         collect = time.perf_counter() - start
+        steps = sum(r.num_steps for r in rollouts)
+        more = self.counters["env_steps"] + steps < train.total_env_steps
+        pending = self._launch_rollouts(runners) if train.overlap_rollouts and more else None
         t = time.perf_counter()
         metrics = self.learner.update(rollouts)
         update = time.perf_counter() - t
         t = time.perf_counter()
         ray.get(pool.load_weights.remote(self.policy.get_weights(), self.policy.version))
         sync = time.perf_counter() - t
-        steps = sum(r.num_steps for r in rollouts)
         finished = [e for r in rollouts for e in r.episodes]
         self.recent.extend(finished)
         self.counters["updates"] += 1
@@ -155,7 +163,7 @@ class GlamJob:
             "time_weight_sync_s": sync,
             "policy_version": float(self.policy.version),
             **metrics,
-        }
+        }, pending
 
 
 def _mean(values: list[float]) -> float:

@@ -27,6 +27,9 @@ class TrainConfig:
     """Runs are written to OUTPUT_DIR/NAME."""
     seed: int = 0
     """Seeds the learner's minibatch order and the runners (runner i uses runner.seed + i)."""
+    overlap_rollouts: bool = False
+    """Start the next rollouts before each PPO update (they then run on weights one version old,
+    counted by ppo.max_policy_lag); off: rollouts and updates alternate."""
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,8 @@ class PPOLearner:
         self.generator = torch.Generator().manual_seed(seed)
         self.stale_steps = 0
         self.dropped_steps = 0
+        self.last_policy_lag = 0.0
+        """Mean versions between the policy that acted and the learner, over the last batch."""
 
     @property
     def version(self) -> int:
@@ -95,6 +97,8 @@ class PPOLearner:
         """GAE per rollout, then all steps flattened (stale ones counted, dropped if configured)."""
         parts = []
         c = self.config
+        lags = torch.cat([(self.version - r.versions).reshape(-1).float() for r in rollouts])
+        self.last_policy_lag = float(lags.mean()) if len(lags) else 0.0
         for r in rollouts:
             advantages, returns = gae(r.rewards, r.values, r.next_values, r.terminated, r.terminated | r.truncated,
                                       c.gamma, c.gae_lambda)
@@ -154,6 +158,7 @@ class PPOLearner:
         self.policy.backend.version += 1
         metrics = {k: v / updates for k, v in sums.items()}
         metrics.update(stale_steps=float(self.stale_steps), dropped_steps=float(self.dropped_steps),
+                       policy_lag=self.last_policy_lag,
                        train_steps=float(len(batch)),
                        explained_variance=_explained_variance(batch.old_values, batch.returns))
         return metrics

@@ -41,11 +41,15 @@ def test_run_writes_metrics_plot_checkpoint_and_resumes(tmp_path):
     assert [r["updates"] for r in rows] == [1.0]
     assert (run_dir / "curves.png").stat().st_size > 0 and list((run_dir / "tensorboard").iterdir())
     assert load_checkpoint(latest_checkpoint(run_dir))["counters"] == {"updates": 1, "env_steps": 4, "episodes": 4}
-    longer = dataclasses.replace(config, train=dataclasses.replace(config.train, total_env_steps=8))
+    # Resume for two more rounds with the next rollouts launched before each update.
+    longer = dataclasses.replace(config, train=dataclasses.replace(config.train, total_env_steps=12,
+                                                                   overlap_rollouts=True))
     GlamJob(longer, run_dir=run_dir, progress=False).run()
     state = load_checkpoint(latest_checkpoint(run_dir))
-    assert state["counters"] == {"updates": 2, "env_steps": 8, "episodes": 8} and state["version"] == 2
-    assert [r["updates"] for r in read_metrics(run_dir)] == [1.0, 2.0]
+    assert state["counters"] == {"updates": 3, "env_steps": 12, "episodes": 12} and state["version"] == 3
+    rows = read_metrics(run_dir)
+    assert [r["updates"] for r in rows] == [1.0, 2.0, 3.0] and rows[-1]["stale_steps"] == 0.0  # lag 1 is allowed
+    assert rows[1]["policy_lag"] == 0.0 and rows[2]["policy_lag"] > 0.0  # round 3 acted while update 2 ran
     _check_eval_of(latest_checkpoint(run_dir))
 
 
