@@ -18,6 +18,8 @@ PHASES = ("scoring", "env_step", "update", "weight_sync")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="configs/glam_babyai.yaml", help="base run config of the PPO arms")
     parser.add_argument("--env", default="llmrl/BabyAI-GoToRedBall-v0", help="registered env id")
+    parser.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
+                        help="keyword arguments of the env (default: runner.env_kwargs of --config), e.g. '{}'")
     parser.add_argument("--env-steps", type=int, default=2048, help="training env steps per PPO arm")
     parser.add_argument("--eval-episodes", type=int, default=40, help="episodes of each baseline")
     parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {ARMS}")
@@ -26,14 +28,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=run)
 
 
-def ppo_config(base, arm: str, env_id: str, env_steps: int, output_dir: str, full_lr: float):
-    """The base run config turned into one PPO arm: LoRA as configured, or full fine-tuning."""
+def bench_runner(base, env_id: str, env_kwargs: dict | None):
+    """The base config's runner on `env_id`, with `env_kwargs` (None: the base config's)."""
+    kwargs = base.runner.env_kwargs if env_kwargs is None else env_kwargs
+    return dataclasses.replace(base.runner, env_id=env_id, env_kwargs=dict(kwargs))
+
+
+def ppo_config(base, arm: str, runner, env_steps: int, output_dir: str, full_lr: float):
+    """The base run config turned into one PPO arm on `runner`: LoRA as configured, or full fine-tuning."""
     backend = base.backend if arm == "ppo-lora" else dataclasses.replace(base.backend, lora=None)
     ppo = base.ppo if arm == "ppo-lora" else dataclasses.replace(base.ppo, lr=full_lr)
     train = dataclasses.replace(base.train, total_env_steps=env_steps, output_dir=output_dir,
                                 checkpoint_every=10**9)
-    return dataclasses.replace(base, name=arm, backend=backend, ppo=ppo, train=train,
-                               runner=dataclasses.replace(base.runner, env_id=env_id))
+    return dataclasses.replace(base, name=arm, backend=backend, ppo=ppo, train=train, runner=runner)
 
 
 def throughput(rows: list[dict]) -> dict[str, float]:
@@ -58,11 +65,12 @@ def run_ppo_arm(config) -> dict:
     return {"curve": curve(rows), **throughput(rows), "run_dir": str(run_dir)}
 
 
-def run_baseline(arm: str, env_id: str, episodes: int, model: str, seed: int) -> dict:
+def run_baseline(arm: str, runner, episodes: int, model: str) -> dict:
     from cluster.eval_command import evaluate, make_eval_policy
 
     start = time.perf_counter()
-    result = evaluate(make_eval_policy(arm, None, model), env_id, episodes, seed=seed)
+    result = evaluate(make_eval_policy(arm, None, model), runner.env_id, episodes, seed=runner.seed,
+                      env_kwargs=runner.env_kwargs)
     return {**result, "wall_s": time.perf_counter() - start}
 
 
@@ -99,13 +107,14 @@ def run(args: argparse.Namespace) -> int:
     output.mkdir(parents=True, exist_ok=True)
     print(json.dumps({"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
                       "env": args.env, "env_steps": args.env_steps, "model": base.backend.model}))
+    runner = bench_runner(base, args.env, args.env_kwargs)
     results = {}
     for arm in arms:
         if arm.startswith("ppo"):
-            config = ppo_config(base, arm, args.env, args.env_steps, str(output), args.full_lr)
+            config = ppo_config(base, arm, runner, args.env_steps, str(output), args.full_lr)
             results[arm] = run_ppo_arm(config)
         else:
-            results[arm] = run_baseline(arm, args.env, args.eval_episodes, base.backend.model, base.runner.seed)
+            results[arm] = run_baseline(arm, runner, args.eval_episodes, base.backend.model)
         print(json.dumps({"arm": arm, **results[arm]}), flush=True)
     (output / "results.json").write_text(json.dumps(results, indent=1))
     plot(results, output / "learning_curves.png", args.env)

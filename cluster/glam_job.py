@@ -113,8 +113,8 @@ class GlamJob:
                     row, pending = self._round(pool, runners, pending)
                     logger.log(self.counters["updates"], row)
                     bar.update(int(row["round_env_steps"]))
-                    bar.set_postfix(success=f"{row['success_rate']:.2f}", ret=f"{row['mean_return']:.2f}",
-                                    sps=f"{row['steps_per_s']:.2f}")
+                    bar.set_postfix(episodes=int(self.counters["episodes"]), success=_shown(row["success_rate"]),
+                                    ret=_shown(row["mean_return"]), sps=f"{row['steps_per_s']:.2f}")
                     done = self.counters["env_steps"] >= c.train.total_env_steps
                     if done or self.counters["updates"] % c.train.checkpoint_every == 0:
                         self._checkpoint()
@@ -168,3 +168,8 @@ class GlamJob:
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else math.nan
+
+
+def _shown(value: float) -> str:
+    """A progress-bar figure: two decimals, or '-' before any episode has ended."""
+    return "-" if math.isnan(value) else f"{value:.2f}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from cluster.bench_glam import curve, ppo_config, throughput
+from cluster.bench_glam import bench_runner, curve, ppo_config, throughput
 from cluster.config import load_yaml
 from cluster.run_config import RunConfig
 
@@ -25,9 +25,23 @@ def test_throughput_and_shares_from_metrics_rows():
 
 def test_ppo_arms_differ_only_in_fine_tuning_and_budget():
     base = load_yaml(RunConfig, "configs/glam_babyai.yaml")
-    lora = ppo_config(base, "ppo-lora", "llmrl/BabyAI-GoToLocal-v0", 512, "out", full_lr=1e-5)
-    full = ppo_config(base, "ppo-full", "llmrl/BabyAI-GoToLocal-v0", 512, "out", full_lr=1e-5)
+    runner = bench_runner(base, "llmrl/BabyAI-GoToLocal-v0", None)
+    lora = ppo_config(base, "ppo-lora", runner, 512, "out", full_lr=1e-5)
+    full = ppo_config(base, "ppo-full", runner, 512, "out", full_lr=1e-5)
     assert lora.backend.lora == base.backend.lora and full.backend.lora is None
     assert full.ppo.lr == 1e-5 and lora.ppo.lr == base.ppo.lr
     assert lora.train.total_env_steps == full.train.total_env_steps == 512
     assert lora.runner.env_id == full.runner.env_id == "llmrl/BabyAI-GoToLocal-v0" and lora.name == "ppo-lora"
+    assert lora.runner.env_kwargs == base.runner.env_kwargs
+
+
+def test_env_kwargs_override_the_config_for_other_envs():
+    base = load_yaml(RunConfig, "configs/glam_babyai.yaml")
+    runner = bench_runner(base, "llmrl/TextChoice-v0", {})
+    assert runner.env_id == "llmrl/TextChoice-v0" and runner.env_kwargs == {}
+    assert runner.num_envs == base.runner.num_envs and base.runner.env_kwargs == {"reward_scale": 20.0}
+
+
+def test_the_textchoice_learning_config_loads():
+    config = load_yaml(RunConfig, "configs/glam_textchoice.yaml")
+    assert config.runner.env_id == "llmrl/TextChoice-v0" and config.ppo.epochs == 2 and config.backend.lora
