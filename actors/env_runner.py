@@ -85,12 +85,9 @@ class EnvRunner:
             "next_values", "versions")}
         episodes: list[Episode] = []
         for _ in range(num_steps):
-            prompts = [b.render() for b in self.builders]
-            candidates = [list(c) for c in self.candidates]
             start = time.perf_counter()
-            answer = self.scorer.score(prompts, candidates, with_values=True)
+            prompts, candidates, answer, actions, logps = self._choose(with_values=True)
             timers["scoring"] += time.perf_counter() - start
-            actions, logps = zip(*(self._sample(scores) for scores in answer.logprobs))
             start = time.perf_counter()
             rewards, terminated, truncated, final_prompts = self._step_all(actions, episodes)
             timers["env_step"] += time.perf_counter() - start
@@ -115,6 +112,24 @@ class EnvRunner:
             ("next_values", torch.float32), ("versions", torch.long))}
         return Rollout(prompts=columns["prompts"], candidates=columns["candidates"], episodes=episodes,
                        timers=timers, **tensors)
+
+    def play(self, num_episodes: int) -> list[Episode]:
+        """Step the envs until num_episodes episodes end (evaluation): one scoring request per step,
+        no values and no bootstrap. Returns the first num_episodes episodes to end."""
+        episodes: list[Episode] = []
+        while len(episodes) < num_episodes:
+            actions = self._choose(with_values=False)[3]
+            self._step_all(actions, episodes)
+        return episodes[:num_episodes]
+
+    def _choose(self, with_values: bool):
+        """Score every env's current prompt and candidates in one request and sample an action for each.
+        Returns (prompts, candidates, scorer answer, actions, their log-probs)."""
+        prompts = [b.render() for b in self.builders]
+        candidates = [list(c) for c in self.candidates]
+        answer = self.scorer.score(prompts, candidates, with_values=with_values)
+        actions, logps = zip(*(self._sample(scores) for scores in answer.logprobs))
+        return prompts, candidates, answer, actions, logps
 
     def _sample(self, scores: list[float]) -> tuple[int, float]:
         """An action index from softmax(scores), and its log-probability."""

@@ -44,11 +44,7 @@ def evaluate(scorer, env_id: str, episodes: int, num_envs: int = 4, seed: int = 
     """Run until `episodes` episodes finish; their success rate and mean return."""
     config = RunnerConfig(env_id=env_id, num_envs=min(num_envs, episodes), seed=seed, greedy=greedy,
                           env_kwargs=dict(env_kwargs or {}))
-    runner = EnvRunner(config, scorer)
-    finished = []
-    while len(finished) < episodes:
-        finished.extend(runner.rollout(1).episodes)
-    finished = finished[:episodes]
+    finished = EnvRunner(config, scorer).play(episodes)
     return {"env": env_id, "episodes": episodes,
             "success_rate": sum(e.success for e in finished) / episodes,
             "mean_return": sum(e.ret for e in finished) / episodes,
