@@ -86,8 +86,9 @@ class EnvRunner:
         episodes: list[Episode] = []
         for _ in range(num_steps):
             start = time.perf_counter()
-            prompts, candidates, answer, actions, logps = self._choose(with_values=True)
+            prompts, candidates, answer = self._score_all(with_values=True)
             timers["scoring"] += time.perf_counter() - start
+            actions, logps = self._sample_all(answer.logprobs)
             start = time.perf_counter()
             rewards, terminated, truncated, final_prompts = self._step_all(actions, episodes)
             timers["env_step"] += time.perf_counter() - start
@@ -118,18 +119,21 @@ class EnvRunner:
         no values and no bootstrap. Returns the first num_episodes episodes to end."""
         episodes: list[Episode] = []
         while len(episodes) < num_episodes:
-            actions = self._choose(with_values=False)[3]
+            _, _, answer = self._score_all(with_values=False)
+            actions, _ = self._sample_all(answer.logprobs)
             self._step_all(actions, episodes)
         return episodes[:num_episodes]
 
-    def _choose(self, with_values: bool):
-        """Score every env's current prompt and candidates in one request and sample an action for each.
-        Returns (prompts, candidates, scorer answer, actions, their log-probs)."""
+    def _score_all(self, with_values: bool):
+        """(prompts, candidates, scorer answer): every env's current prompt scored in one request."""
         prompts = [b.render() for b in self.builders]
         candidates = [list(c) for c in self.candidates]
-        answer = self.scorer.score(prompts, candidates, with_values=with_values)
-        actions, logps = zip(*(self._sample(scores) for scores in answer.logprobs))
-        return prompts, candidates, answer, actions, logps
+        return prompts, candidates, self.scorer.score(prompts, candidates, with_values=with_values)
+
+    def _sample_all(self, logprobs: list[list[float]]) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        """An action and its log-probability for each env, from its candidates' scores."""
+        actions, logps = zip(*(self._sample(scores) for scores in logprobs))
+        return actions, logps
 
     def _sample(self, scores: list[float]) -> tuple[int, float]:
         """An action index from softmax(scores), and its log-probability."""
