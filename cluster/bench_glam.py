@@ -11,6 +11,8 @@ import platform
 import time
 from pathlib import Path
 
+from cluster.name_lists import name_list
+
 ARMS = ("ppo-lora", "ppo-full", "random", "zero-shot")
 PHASES = ("scoring", "env_step", "update", "weight_sync")
 
@@ -22,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keyword arguments of the env (default: runner.env_kwargs of --config), e.g. '{}'")
     parser.add_argument("--env-steps", type=int, default=2048, help="training env steps per PPO arm")
     parser.add_argument("--eval-episodes", type=int, default=40, help="episodes of each baseline")
-    parser.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated subset of {ARMS}")
+    parser.add_argument("--arms", type=name_list(ARMS), default=",".join(ARMS), help=f"comma-separated subset of {ARMS}")
     parser.add_argument("--full-lr", type=float, default=1e-5, help="PPO lr of full fine-tuning")
     parser.add_argument("--output-dir", default="runs/bench_glam")
     parser.set_defaults(handler=run)
@@ -98,10 +100,6 @@ def run(args: argparse.Namespace) -> int:
     from cluster.config import load_yaml
     from cluster.run_config import RunConfig
 
-    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
-    unknown = sorted(set(arms) - set(ARMS))
-    if unknown:
-        raise SystemExit(f"llmrl bench glam: unknown arm(s) {unknown}; choose from {ARMS}")
     base = load_yaml(RunConfig, args.config)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
@@ -109,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                       "env": args.env, "env_steps": args.env_steps, "model": base.backend.model}))
     runner = bench_runner(base, args.env, args.env_kwargs)
     results = {}
-    for arm in arms:
+    for arm in args.arms:
         if arm.startswith("ppo"):
             config = ppo_config(base, arm, runner, args.env_steps, str(output), args.full_lr)
             results[arm] = run_ppo_arm(config)

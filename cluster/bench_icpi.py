@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cluster.name_lists import name_list
+
 ENVS = ("chain", "distractor_chain", "maze", "mini_catch", "mini_invaders", "point_mass")
 AGENTS = ("icpi", "no_argmax", "matching", "tabular_q", "random")
 
@@ -18,11 +20,11 @@ AGENTS = ("icpi", "no_argmax", "matching", "tabular_q", "random")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     arg = parser.add_argument
     arg("--part", default="all", choices=["orders", "regret", "all"], help="which figures to make")
-    arg("--order-envs", default="chain,maze", help="envs of the lockstep-vs-sequential comparison")
+    arg("--order-envs", type=name_list(ENVS), default="chain,maze", help="envs of the lockstep-vs-sequential comparison")
     arg("--order-states", type=int, default=3, help="env steps (start states) timed per env and order")
-    arg("--envs", default=",".join(ENVS), help="envs of the regret figures (config names)")
-    arg("--agents", default=",".join(AGENTS), help=f"comma-separated subset of {AGENTS}")
-    arg("--llm-envs", default=None, help="envs where the LLM agents (icpi, no_argmax) run (default: --envs)")
+    arg("--envs", type=name_list(ENVS), default=",".join(ENVS), help=f"envs of the regret figures, subset of {ENVS}")
+    arg("--agents", type=name_list(AGENTS), default=",".join(AGENTS), help=f"comma-separated subset of {AGENTS}")
+    arg("--llm-envs", type=name_list(ENVS), default=None, help="envs where the LLM agents (icpi, no_argmax) run (default: --envs)")
     arg("--seeds", default="0,1,2", help="comma-separated seeds")
     arg("--steps", type=int, default=100, help="env steps per regret run")
     arg("--token-budget", type=int, default=None, help="override icpi.token_budget of the configs")
@@ -111,10 +113,10 @@ def regret_runs(args, client, count_tokens) -> list[dict]:
     from cluster.icpi_job import IcpiJob
     from learners.icpi.baselines import LLM_AGENTS
 
-    llm_envs = set((args.llm_envs or args.envs).split(","))
+    llm_envs = set(args.llm_envs or args.envs)
     summaries = []
-    for name in args.envs.split(","):
-        for agent in args.agents.split(","):
+    for name in args.envs:
+        for agent in args.agents:
             if agent in LLM_AGENTS and name not in llm_envs:
                 continue
             for seed in (int(s) for s in args.seeds.split(",")):
@@ -146,10 +148,11 @@ def regret_table(summaries: list[dict]) -> str:
 def run(args) -> int:
     from actors.scorer_pool import PoolConfig, ScorerPool
     from cluster.ray_runtime import ensure_ray
+    from learners.icpi.baselines import LLM_AGENTS
     from learners.icpi.client import model_token_counter
 
     config = base_config("chain", args)
-    needs_llm = args.part in ("orders", "all") or any(a in ("icpi", "no_argmax") for a in args.agents.split(","))
+    needs_llm = args.part in ("orders", "all") or any(a in LLM_AGENTS for a in args.agents)
     pool = count_tokens = None
     if needs_llm:
         ensure_ray(config.ray)
@@ -159,7 +162,7 @@ def run(args) -> int:
     try:
         if args.part in ("orders", "all"):
             print("lockstep vs one call at a time (greedy, same states, same pool):", flush=True)
-            figures["orders"] = [compare_orders(name, args, pool, count_tokens) for name in args.order_envs.split(",")]
+            figures["orders"] = [compare_orders(name, args, pool, count_tokens) for name in args.order_envs]
             for f in figures["orders"]:
                 lock, seq = f["lockstep"], f["sequential"]
                 print(f"{f['env']}: round trips/step {seq['round_trips']:.1f} -> {lock['round_trips']:.1f}, "
