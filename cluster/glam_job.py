@@ -107,7 +107,8 @@ class GlamJob:
         bar = tqdm(total=c.train.total_env_steps, initial=self.counters["env_steps"], unit="step",
                    disable=not self.progress, file=sys.stderr)
         try:
-            with MetricsLogger(self.run_dir) as logger:
+            resume_after = self.counters["updates"] if self.resuming else None
+            with MetricsLogger(self.run_dir, resume_after=resume_after) as logger:
                 pending = None
                 while self.counters["env_steps"] < c.train.total_env_steps:
                     row, pending = self._round(pool, runners, pending)

@@ -18,20 +18,25 @@ class MetricsLogger:
     """Appends one row of scalars per step to `run_dir/metrics.csv` and to TensorBoard.
 
     On a run dir that already has a metrics.csv (a resumed run) the earlier rows are kept and new
-    rows are appended after them. Every row is flushed as it is written.
+    rows are appended after them; `resume_after` (the step of the checkpoint resumed from) drops the
+    rows logged after it, in the CSV and in TensorBoard, so that steps redone after an interruption
+    appear once. Every row is flushed as it is written.
     """
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
+    def __init__(self, run_dir: Path, tensorboard: bool = True, resume_after: int | None = None) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.csv_path = self.run_dir / CSV_NAME
         self._columns = _read_header(self.csv_path)
+        if resume_after is not None and self._columns:
+            self._rewrite([row for row in _read_rows(self.csv_path) if int(row["step"]) <= resume_after])
         self._file = self.csv_path.open("a", newline="")
         self._writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(log_dir=str(self.run_dir / TENSORBOARD_DIR))
+            purge = None if resume_after is None else resume_after + 1
+            self._writer = SummaryWriter(log_dir=str(self.run_dir / TENSORBOARD_DIR), purge_step=purge)
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         """Record `metrics` at `step`; a metric name not seen before widens the CSV header."""
@@ -70,13 +75,17 @@ class MetricsLogger:
         self._file.close()
         rows = _read_rows(self.csv_path) if self._columns else []
         self._columns = (self._columns or ["step"]) + new
+        self._rewrite(rows)
+        self._file = self.csv_path.open("a", newline="")
+
+    def _rewrite(self, rows: list[dict[str, str]]) -> None:
+        """Replace the CSV with the current header and `rows` (atomically)."""
         tmp = self.csv_path.with_name(f".{CSV_NAME}.tmp")
         with tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=self._columns, restval="")
             writer.writeheader()
             writer.writerows(rows)
         os.replace(tmp, self.csv_path)
-        self._file = self.csv_path.open("a", newline="")
 
 
 def read_metrics(run_dir: Path) -> list[dict]:

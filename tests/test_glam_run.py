@@ -50,6 +50,12 @@ def test_run_writes_metrics_plot_checkpoint_and_resumes(tmp_path):
     rows = read_metrics(run_dir)
     assert [r["updates"] for r in rows] == [1.0, 2.0, 3.0] and rows[-1]["stale_steps"] == 0.0  # lag 1 is allowed
     assert rows[1]["policy_lag"] == 0.0 and rows[2]["policy_lag"] > 0.0  # round 3 acted while update 2 ran
+    # A run that died after update 3 was logged but before it was checkpointed resumes from update 2:
+    # update 3 is redone and logged once.
+    latest_checkpoint(run_dir).unlink()
+    GlamJob(dataclasses.replace(longer, train=dataclasses.replace(longer.train, total_env_steps=16)),
+            run_dir=run_dir, progress=False).run()
+    assert [r["updates"] for r in read_metrics(run_dir)] == [1.0, 2.0, 3.0, 4.0]
     _check_eval_of(latest_checkpoint(run_dir))
 
 

@@ -47,6 +47,20 @@ def test_a_resumed_run_appends_to_its_curve(tmp_path):
     ]
 
 
+def test_resuming_from_a_checkpoint_drops_the_rows_logged_after_it(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    with MetricsLogger(tmp_path) as logger:
+        for step in range(4):  # steps 2 and 3 were logged, then the run died before checkpointing them
+            logger.log(step, {"ret": float(step)})
+    with MetricsLogger(tmp_path, resume_after=1) as logger:
+        logger.log(2, {"ret": 20.0})
+    assert [(r["step"], r["ret"]) for r in read_metrics(tmp_path)] == [(0, 0.0), (1, 1.0), (2, 20.0)]
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(e.step, e.value) for e in events.Scalars("ret")] == [(0, 0.0), (1, 1.0), (2, 20.0)]
+
+
 def test_bad_metrics_are_refused_with_the_reason(tmp_path):
     with MetricsLogger(tmp_path, tensorboard=False) as logger:
         with pytest.raises(ValueError, match="'step' is reserved"):
