@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arms", type=name_list(ARMS), default=",".join(ARMS), help=f"comma-separated subset of {ARMS}")
     parser.add_argument("--full-lr", type=float, default=1e-5, help="PPO lr of full fine-tuning")
     parser.add_argument("--output-dir", default="runs/bench_glam")
+    parser.add_argument("--checkpoint-every", type=int, default=4, help="PPO updates between checkpoints of an arm")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted benchmark in --output-dir: finished arms (results.json) are "
+                             "kept, PPO arms go on from their latest checkpoint up to --env-steps")
     parser.set_defaults(handler=run)
 
 
@@ -36,12 +40,12 @@ def bench_runner(base, env_id: str, env_kwargs: dict | None):
     return dataclasses.replace(base.runner, env_id=env_id, env_kwargs=dict(kwargs))
 
 
-def ppo_config(base, arm: str, runner, env_steps: int, output_dir: str, full_lr: float):
+def ppo_config(base, arm: str, runner, env_steps: int, output_dir: str, full_lr: float, checkpoint_every: int = 4):
     """The base run config turned into one PPO arm on `runner`: LoRA as configured, or full fine-tuning."""
     backend = base.backend if arm == "ppo-lora" else dataclasses.replace(base.backend, lora=None)
     ppo = base.ppo if arm == "ppo-lora" else dataclasses.replace(base.ppo, lr=full_lr)
     train = dataclasses.replace(base.train, total_env_steps=env_steps, output_dir=output_dir,
-                                checkpoint_every=10**9)
+                                checkpoint_every=checkpoint_every)
     return dataclasses.replace(base, name=arm, backend=backend, ppo=ppo, train=train, runner=runner)
 
 
@@ -58,11 +62,38 @@ def curve(rows: list[dict]) -> list[tuple[int, float]]:
     return [(int(r["env_steps"]), r["success_rate"]) for r in rows]
 
 
-def run_ppo_arm(config) -> dict:
-    from cluster.glam_job import GlamJob
+def finished(result: dict, env_steps: int) -> bool:
+    """Whether an arm's recorded result is complete: a baseline, or a PPO arm that reached env_steps."""
+    return "curve" not in result or (bool(result["curve"]) and result["curve"][-1][0] >= env_steps)
+
+
+def config_changes(stored, config) -> list[str]:
+    """The config sections where `config` differs from a run's `stored` one, its env-step budget aside."""
+    from cluster.config import to_dict
+
+    def sections(c):
+        return to_dict(dataclasses.replace(c, train=dataclasses.replace(c.train, total_env_steps=0)))
+
+    old, new = sections(stored), sections(config)
+    return [key for key in new if old.get(key) != new[key]]
+
+
+def run_ppo_arm(config, resume: bool = False) -> dict:
+    """Train one arm in OUTPUT_DIR/ARM (resume: from its latest checkpoint there, if any)."""
+    from cluster.checkpoint import latest_checkpoint
+    from cluster.glam_job import GlamJob, load_run_config
     from cluster.metrics import read_metrics
 
-    run_dir = GlamJob(config, progress=False).run()
+    run_dir = Path(config.train.output_dir) / config.name
+    if resume and latest_checkpoint(run_dir) is not None:
+        changed = config_changes(load_run_config(run_dir), config)
+        if changed:
+            raise SystemExit(f"llmrl bench glam --resume: {config.name} in {run_dir} was started with other settings "
+                             f"({', '.join(changed)}); rerun with its original arguments or use another --output-dir")
+        print(f"{config.name}: resuming {run_dir} from {latest_checkpoint(run_dir).name}", flush=True)
+        run_dir = GlamJob(config, run_dir=run_dir, progress=False).run()
+    else:
+        run_dir = GlamJob(config, progress=False).run()
     rows = read_metrics(run_dir)
     return {"curve": curve(rows), **throughput(rows), "run_dir": str(run_dir)}
 
@@ -106,15 +137,19 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps({"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
                       "env": args.env, "env_steps": args.env_steps, "model": base.backend.model}))
     runner = bench_runner(base, args.env, args.env_kwargs)
-    results = {}
+    results_path = output / "results.json"
+    results = json.loads(results_path.read_text()) if args.resume and results_path.is_file() else {}
     for arm in args.arms:
+        if arm in results and finished(results[arm], args.env_steps):
+            print(f"{arm}: kept from {results_path}", flush=True)
+            continue
         if arm.startswith("ppo"):
-            config = ppo_config(base, arm, runner, args.env_steps, str(output), args.full_lr)
-            results[arm] = run_ppo_arm(config)
+            config = ppo_config(base, arm, runner, args.env_steps, str(output), args.full_lr, args.checkpoint_every)
+            results[arm] = run_ppo_arm(config, resume=args.resume)
         else:
             results[arm] = run_baseline(arm, runner, args.eval_episodes, base.backend.model)
         print(json.dumps({"arm": arm, **results[arm]}), flush=True)
-    (output / "results.json").write_text(json.dumps(results, indent=1))
+        results_path.write_text(json.dumps(results, indent=1))
     plot(results, output / "learning_curves.png", args.env)
     print(f"llmrl bench glam: results {output / 'results.json'}, plot {output / 'learning_curves.png'}")
     return 0

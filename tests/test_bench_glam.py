@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from cluster.bench_glam import bench_runner, curve, ppo_config, throughput
+from cluster.bench_glam import bench_runner, config_changes, curve, finished, ppo_config, throughput
 from cluster.config import load_yaml
 from cluster.run_config import RunConfig
 
@@ -45,3 +45,37 @@ def test_env_kwargs_override_the_config_for_other_envs():
 def test_the_textchoice_learning_config_loads():
     config = load_yaml(RunConfig, "configs/glam_textchoice.yaml")
     assert config.runner.env_id == "llmrl/TextChoice-v0" and config.ppo.epochs == 2 and config.backend.lora
+
+
+def test_an_arm_is_finished_when_its_curve_reaches_the_budget():
+    assert finished({"success_rate": 0.3}, 512)
+    assert finished({"curve": [[256, 0.1], [512, 0.2]]}, 512) and not finished({"curve": [[256, 0.1]]}, 512)
+    assert not finished({"curve": []}, 512)
+
+
+def test_resuming_refuses_an_arm_started_with_other_settings():
+    base = load_yaml(RunConfig, "configs/glam_babyai.yaml")
+    runner = bench_runner(base, "llmrl/BabyAI-GoToRedBall-v0", None)
+    stored = ppo_config(base, "ppo-lora", runner, 512, "out", full_lr=1e-5)
+    assert config_changes(stored, ppo_config(base, "ppo-lora", runner, 4096, "out", full_lr=1e-5)) == []
+    other_env = bench_runner(base, "llmrl/BabyAI-GoToRedBall-v0", {"room_size": 5})
+    assert config_changes(stored, ppo_config(base, "ppo-lora", other_env, 512, "out", full_lr=1e-5)) == ["runner"]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ray_cluster")
+def test_bench_resumes_an_interrupted_arm_and_keeps_finished_ones(tmp_path, capsys):
+    import json
+
+    from cluster.cli import main
+
+    args = ["bench", "glam", "--config", "configs/glam_textchoice.yaml", "--env", "llmrl/TextChoice-v0",
+            "--arms", "ppo-lora,random", "--eval-episodes", "8", "--checkpoint-every", "1",
+            "--output-dir", str(tmp_path)]
+    assert main([*args, "--env-steps", "32"]) == 0
+    first = json.loads((tmp_path / "results.json").read_text())
+    assert main([*args, "--env-steps", "64", "--resume"]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    out = capsys.readouterr().out
+    assert "ppo-lora: resuming" in out and "random: kept" in out and results["random"] == first["random"]
+    assert [x for x, _ in results["ppo-lora"]["curve"]] == [32, 64] and not (tmp_path / "ppo-lora-2").exists()
