@@ -24,10 +24,6 @@ from learners.ppo import PPOLearner
 from learners.rollout import Episode, Rollout
 from policies.llm_policy import LLMPolicy
 
-SUCCESS_WINDOW = 100
-"""Success rate and mean return are over the last this many finished episodes."""
-
-
 def new_run_dir(config: RunConfig) -> Path:
     """OUTPUT_DIR/NAME, or NAME-2, NAME-3... when taken."""
     base = Path(config.train.output_dir) / config.name
@@ -55,7 +51,7 @@ class GlamJob:
         self.config = config
         self.progress = progress
         self.counters = {"updates": 0, "env_steps": 0, "episodes": 0}
-        self.recent: deque[Episode] = deque(maxlen=SUCCESS_WINDOW)
+        self.recent: deque[Episode] = deque(maxlen=config.train.success_window)
         self.policy = LLMPolicy(config.backend, config.value_head)
         self.learner = PPOLearner(self.policy, config.ppo, seed=config.train.seed)
         if self.resuming:

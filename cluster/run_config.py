@@ -27,6 +27,8 @@ class TrainConfig:
     """Runs are written to OUTPUT_DIR/NAME."""
     seed: int = 0
     """Seeds the learner's minibatch order and the runners (runner i uses runner.seed + i)."""
+    success_window: int = 100
+    """Success rate and mean return are over the last this many finished episodes."""
     overlap_rollouts: bool = False
     """Start the next rollouts before each PPO update (they then run on weights one version old,
     counted by ppo.max_policy_lag); off: rollouts and updates alternate."""
@@ -55,7 +57,8 @@ class RunConfig:
 
         for where, value in (("num_runners", self.num_runners), ("runner.num_envs", self.runner.num_envs),
                              ("train.steps_per_update", self.train.steps_per_update),
-                             ("pool.num_workers", self.pool.num_workers), ("ppo.epochs", self.ppo.epochs)):
+                             ("pool.num_workers", self.pool.num_workers), ("ppo.epochs", self.ppo.epochs),
+                             ("train.success_window", self.train.success_window)):
             if value < 1:
                 raise ConfigError(f"{where}: must be at least 1, got {value}")
         import envs  # noqa: F401  (registers the ids)

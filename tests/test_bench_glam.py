@@ -79,3 +79,9 @@ def test_bench_resumes_an_interrupted_arm_and_keeps_finished_ones(tmp_path, caps
     out = capsys.readouterr().out
     assert "ppo-lora: resuming" in out and "random: kept" in out and results["random"] == first["random"]
     assert [x for x, _ in results["ppo-lora"]["curve"]] == [32, 64] and not (tmp_path / "ppo-lora-2").exists()
+
+
+def test_the_small_gotoredball_curve_config_loads():
+    config = load_yaml(RunConfig, "configs/glam_gotoredball_small.yaml")
+    assert config.runner.env_kwargs == {"room_size": 5, "num_dists": 0, "reward_scale": 20.0}
+    assert config.train.success_window == 20 and config.backend.lora and config.backend.torch_threads == 2

@@ -27,6 +27,8 @@ def test_config_errors_name_the_key():
         from_dict(RunConfig, {"lr": 1})
     with pytest.raises(ConfigError, match="ppo.epochs: expected an integer"):
         from_dict(RunConfig, {"ppo": {"epochs": "four"}})
+    with pytest.raises(ConfigError, match="train.success_window: must be at least 1, got 0"):
+        from_dict(RunConfig, {"train": {"success_window": 0}})
 
 
 @pytest.mark.usefixtures("ray_cluster")
