@@ -3,7 +3,7 @@ bonus, gradient clipping, epochs of minibatches that recompute log-probs and val
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Literal, Sequence
 
 import torch
 
@@ -48,6 +48,11 @@ class PPOConfig:
     """Steps produced by a policy more than this many versions old count as stale."""
     drop_stale: bool = False
     """Drop stale steps instead of only counting them."""
+    old_logprobs: Literal["rollout", "recompute"] = "rollout"
+    """PPO's old log-probs: "rollout" takes those the scorer workers sampled with (the behaviour
+    policy, exact also for lagged rollouts; no extra pass); "recompute" runs the learner's weights
+    over the batch before the update (one more forward per step; for workers that score in a
+    lower precision than the learner)."""
 
 
 @dataclass
@@ -60,6 +65,7 @@ class Batch:
     advantages: torch.Tensor
     returns: torch.Tensor
     old_values: torch.Tensor
+    old_logprobs: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.prompts)
@@ -67,7 +73,7 @@ class Batch:
     def select(self, index: Sequence[int]) -> "Batch":
         idx = torch.as_tensor(list(index), dtype=torch.long)
         return Batch([self.prompts[i] for i in index], [self.candidates[i] for i in index], self.actions[idx],
-                     self.advantages[idx], self.returns[idx], self.old_values[idx])
+                     self.advantages[idx], self.returns[idx], self.old_values[idx], self.old_logprobs[idx])
 
 
 _LOSS_METRICS = {"total": "loss_total", "policy": "loss_policy", "value": "loss_value", "entropy": "entropy",
@@ -110,10 +116,11 @@ class PPOLearner:
             prompts, candidates = r.flat("prompts"), r.flat("candidates")
             parts.append(Batch([prompts[i] for i in index], [candidates[i] for i in index],
                                r.actions.reshape(-1)[index], advantages.reshape(-1)[index],
-                               returns.reshape(-1)[index], r.values.reshape(-1)[index]))
+                               returns.reshape(-1)[index], r.values.reshape(-1)[index],
+                               r.logprobs.reshape(-1)[index]))
         return Batch([p for b in parts for p in b.prompts], [x for b in parts for x in b.candidates],
                      *(torch.cat([getattr(b, f) for b in parts]) for f in ("actions", "advantages", "returns",
-                                                                           "old_values")))
+                                                                           "old_values", "old_logprobs")))
 
     def evaluate(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """log pi(action), entropy and value for each step of `batch` (differentiable)."""
@@ -142,9 +149,11 @@ class PPOLearner:
         batch = self.batch_from(rollouts)
         if len(batch) == 0:
             return {"stale_steps": float(self.stale_steps), "dropped_steps": float(self.dropped_steps)}
-        self.policy.backend.model.eval()
-        with torch.no_grad():  # the "old" policy, recomputed with the learner's own weights
-            old_logp = torch.cat([self.evaluate(m)[0] for m in self._micro_batches(batch)])
+        old_logp = batch.old_logprobs.float()
+        if c.old_logprobs == "recompute":
+            self.policy.backend.model.eval()
+            with torch.no_grad():
+                old_logp = torch.cat([self.evaluate(m)[0] for m in self._micro_batches(batch)])
         sums: dict[str, float] = {}
         updates = 0
         self.policy.backend.model.train()

@@ -55,3 +55,16 @@ def test_ppo_raises_the_rewarded_action_probability():
     changed = [k for k, v in policy.get_weights().items() if not torch.equal(v, weights_before[k])]
     assert any("lora_" in k for k in changed) and any(k.startswith("value_head.") for k in changed)
     assert metrics["stale_steps"] == 0 and metrics["train_steps"] == 16
+
+
+@pytest.mark.parametrize("source, clipped", [("rollout", 1.0), ("recompute", 0.0)])
+def test_old_log_probs_come_from_the_rollout_or_the_learner(source, clipped):
+    """Rollout log-probs one nat below the policy's make every ratio e (all clipped) when PPO uses
+    them as the old policy; recomputed ones ignore them (ratio 1 in the single first minibatch)."""
+    torch.manual_seed(0)
+    policy = LLMPolicy(BackendConfig(lora=LoraConfig(r=4)), ValueHeadConfig(hidden_sizes=(16,)))
+    rollout = EnvRunner(RunnerConfig(env_id=CHOICE, num_envs=4, seed=0), policy).rollout(2)
+    rollout.logprobs -= 1.0
+    learner = PPOLearner(policy, PPOConfig(lr=1e-3, epochs=1, minibatch_size=8, old_logprobs=source))
+    metrics = learner.update([rollout])
+    assert metrics["clip_fraction"] == pytest.approx(clipped)
