@@ -19,7 +19,7 @@ PHASES = ("scoring", "env_step", "update", "weight_sync")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="configs/glam_babyai.yaml", help="base run config of the PPO arms")
-    parser.add_argument("--env", default="llmrl/BabyAI-GoToRedBall-v0", help="registered env id")
+    parser.add_argument("--env", default=None, help="registered env id (default: runner.env_id of --config)")
     parser.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
                         help="keyword arguments of the env (default: runner.env_kwargs of --config), e.g. '{}'")
     parser.add_argument("--env-steps", type=int, default=2048, help="training env steps per PPO arm")
@@ -34,10 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=run)
 
 
-def bench_runner(base, env_id: str, env_kwargs: dict | None):
-    """The base config's runner on `env_id`, with `env_kwargs` (None: the base config's)."""
+def bench_runner(base, env_id: str | None, env_kwargs: dict | None):
+    """The base config's runner on `env_id` with `env_kwargs` (None: the base config's)."""
     kwargs = base.runner.env_kwargs if env_kwargs is None else env_kwargs
-    return dataclasses.replace(base.runner, env_id=env_id, env_kwargs=dict(kwargs))
+    return dataclasses.replace(base.runner, env_id=env_id or base.runner.env_id, env_kwargs=dict(kwargs))
 
 
 def ppo_config(base, arm: str, runner, env_steps: int, output_dir: str, full_lr: float, checkpoint_every: int = 4):
@@ -58,7 +58,7 @@ def throughput(rows: list[dict]) -> dict[str, float]:
 
 
 def curve(rows: list[dict]) -> list[tuple[int, float]]:
-    """(env steps, success rate over the last 100 episodes) after each update."""
+    """(env steps, success rate over the last train.success_window episodes) after each update."""
     return [(int(r["env_steps"]), r["success_rate"]) for r in rows]
 
 
@@ -107,7 +107,13 @@ def run_baseline(arm: str, runner, episodes: int, model: str) -> dict:
     return {**result, "wall_s": time.perf_counter() - start}
 
 
-def plot(results: dict, path: Path, env_id: str) -> None:
+def _title(runner) -> str:
+    kwargs = ", ".join(f"{k}={v}" for k, v in runner.env_kwargs.items())
+    return f"{runner.env_id} ({kwargs})" if kwargs else runner.env_id
+
+
+def plot(results: dict, path: Path, title: str, window: int) -> None:
+    """Success against env steps per PPO arm (over the last `window` episodes), baselines as lines."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -120,8 +126,8 @@ def plot(results: dict, path: Path, env_id: str) -> None:
         else:
             ax.axhline(result["success_rate"], linestyle="--", label=arm, color="grey" if arm == "random" else "k")
     ax.set_xlabel("env steps")
-    ax.set_ylabel("success rate (last 100 episodes)")
-    ax.set_title(env_id)
+    ax.set_ylabel(f"success rate (last {window} episodes)")
+    ax.set_title(title, fontsize=9)
     ax.legend()
     ax.grid(alpha=0.3)
     fig.savefig(path, format="png")
@@ -134,9 +140,10 @@ def run(args: argparse.Namespace) -> int:
     base = load_yaml(RunConfig, args.config)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
-    print(json.dumps({"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
-                      "env": args.env, "env_steps": args.env_steps, "model": base.backend.model}))
     runner = bench_runner(base, args.env, args.env_kwargs)
+    print(json.dumps({"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
+                      "env": runner.env_id, "env_kwargs": runner.env_kwargs, "env_steps": args.env_steps,
+                      "model": base.backend.model}))
     results_path = output / "results.json"
     results = json.loads(results_path.read_text()) if args.resume and results_path.is_file() else {}
     for arm in args.arms:
@@ -150,6 +157,6 @@ def run(args: argparse.Namespace) -> int:
             results[arm] = run_baseline(arm, runner, args.eval_episodes, base.backend.model)
         print(json.dumps({"arm": arm, **results[arm]}), flush=True)
         results_path.write_text(json.dumps(results, indent=1))
-    plot(results, output / "learning_curves.png", args.env)
+    plot(results, output / "learning_curves.png", _title(runner), base.train.success_window)
     print(f"llmrl bench glam: results {output / 'results.json'}, plot {output / 'learning_curves.png'}")
     return 0
