@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keyword arguments of the env (default: runner.env_kwargs of --config), e.g. '{}'")
     parser.add_argument("--env-steps", type=int, default=2048, help="training env steps per PPO arm")
     parser.add_argument("--eval-episodes", type=int, default=40, help="episodes of each baseline")
-    parser.add_argument("--arms", type=name_list(ARMS), default=",".join(ARMS), help=f"comma-separated subset of {ARMS}")
+    parser.add_argument("--arms", type=name_list(ARMS), default=",".join(ARMS),
+                        help=f"comma-separated subset of {ARMS}")
     parser.add_argument("--full-lr", type=float, default=1e-5, help="PPO lr of full fine-tuning")
     parser.add_argument("--output-dir", default="runs/bench_glam")
     parser.add_argument("--checkpoint-every", type=int, default=4, help="PPO updates between checkpoints of an arm")
@@ -85,7 +86,10 @@ def run_ppo_arm(config, resume: bool = False) -> dict:
     from cluster.metrics import read_metrics
 
     run_dir = Path(config.train.output_dir) / config.name
-    if resume and latest_checkpoint(run_dir) is not None:
+    if resume and run_dir.exists() and latest_checkpoint(run_dir) is None:
+        raise SystemExit(f"llmrl bench glam --resume: {run_dir} has no checkpoint (it stopped before its first); "
+                         f"delete it to start {config.name} again")
+    if resume and run_dir.exists():
         changed = config_changes(load_run_config(run_dir), config)
         if changed:
             raise SystemExit(f"llmrl bench glam --resume: {config.name} in {run_dir} was started with other settings "

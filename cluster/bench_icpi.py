@@ -20,7 +20,8 @@ AGENTS = ("icpi", "no_argmax", "matching", "tabular_q", "random")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     arg = parser.add_argument
     arg("--part", default="all", choices=["orders", "regret", "all"], help="which figures to make")
-    arg("--order-envs", type=name_list(ENVS), default="chain,maze", help="envs of the lockstep-vs-sequential comparison")
+    arg("--order-envs", type=name_list(ENVS), default="chain,maze",
+        help="envs of the lockstep-vs-sequential comparison")
     arg("--order-states", type=int, default=3, help="env steps (start states) timed per env and order")
     arg("--envs", type=name_list(ENVS), default=",".join(ENVS), help=f"envs of the regret figures, subset of {ENVS}")
     arg("--agents", type=name_list(AGENTS), default=",".join(AGENTS), help=f"comma-separated subset of {AGENTS}")

@@ -85,3 +85,13 @@ def test_the_small_gotoredball_curve_config_loads():
     config = load_yaml(RunConfig, "configs/glam_gotoredball_small.yaml")
     assert config.runner.env_kwargs == {"room_size": 5, "num_dists": 0, "reward_scale": 20.0}
     assert config.train.success_window == 20 and config.backend.lora
+
+
+def test_resuming_an_arm_that_never_checkpointed_says_what_to_do(tmp_path):
+    from cluster.bench_glam import run_ppo_arm
+
+    base = load_yaml(RunConfig, "configs/glam_gotoredball_small.yaml")
+    config = ppo_config(base, "ppo-lora", base.runner, 64, str(tmp_path), full_lr=1e-5)
+    (tmp_path / "ppo-lora").mkdir()
+    with pytest.raises(SystemExit, match="ppo-lora has no checkpoint .*delete it to start ppo-lora again"):
+        run_ppo_arm(config, resume=True)
