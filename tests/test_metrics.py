@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
@@ -53,6 +54,9 @@ def test_resuming_from_a_checkpoint_drops_the_rows_logged_after_it(tmp_path):
     with MetricsLogger(tmp_path) as logger:
         for step in range(4):  # steps 2 and 3 were logged, then the run died before checkpointing them
             logger.log(step, {"ret": float(step)})
+    # TensorBoard reads event files in name order, and names begin with the creation second (then a
+    # per-process counter, which sorts 10 before 9): a real resume starts seconds later.
+    time.sleep(1.1)
     with MetricsLogger(tmp_path, resume_after=1) as logger:
         logger.log(2, {"ret": 20.0})
     assert [(r["step"], r["ret"]) for r in read_metrics(tmp_path)] == [(0, 0.0), (1, 1.0), (2, 20.0)]
