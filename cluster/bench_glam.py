@@ -83,21 +83,26 @@ def run_ppo_arm(config, resume: bool = False) -> dict:
     """Train one arm in OUTPUT_DIR/ARM (resume: from its latest checkpoint there, if any)."""
     from cluster.checkpoint import latest_checkpoint
     from cluster.glam_job import GlamJob, load_run_config
-    from cluster.metrics import read_metrics
 
     run_dir = Path(config.train.output_dir) / config.name
-    if resume and run_dir.exists() and latest_checkpoint(run_dir) is None:
+    if not (resume and run_dir.exists()):
+        return _arm_result(GlamJob(config, progress=False).run())
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
         raise SystemExit(f"llmrl bench glam --resume: {run_dir} has no checkpoint (it stopped before its first); "
                          f"delete it to start {config.name} again")
-    if resume and run_dir.exists():
-        changed = config_changes(load_run_config(run_dir), config)
-        if changed:
-            raise SystemExit(f"llmrl bench glam --resume: {config.name} in {run_dir} was started with other settings "
-                             f"({', '.join(changed)}); rerun with its original arguments or use another --output-dir")
-        print(f"{config.name}: resuming {run_dir} from {latest_checkpoint(run_dir).name}", flush=True)
-        run_dir = GlamJob(config, run_dir=run_dir, progress=False).run()
-    else:
-        run_dir = GlamJob(config, progress=False).run()
+    changed = config_changes(load_run_config(run_dir), config)
+    if changed:
+        raise SystemExit(f"llmrl bench glam --resume: {config.name} in {run_dir} was started with other settings "
+                         f"({', '.join(changed)}); rerun with its original arguments or use another --output-dir")
+    print(f"{config.name}: resuming {run_dir} from {checkpoint.name}", flush=True)
+    return _arm_result(GlamJob(config, run_dir=run_dir, progress=False).run())
+
+
+def _arm_result(run_dir: Path) -> dict:
+    """A finished PPO arm's curve and throughput, from its metrics."""
+    from cluster.metrics import read_metrics
+
     rows = read_metrics(run_dir)
     return {"curve": curve(rows), **throughput(rows), "run_dir": str(run_dir)}
 

@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     arg("--order-states", type=int, default=3, help="env steps (start states) timed per env and order")
     arg("--envs", type=name_list(ENVS), default=",".join(ENVS), help=f"envs of the regret figures, subset of {ENVS}")
     arg("--agents", type=name_list(AGENTS), default=",".join(AGENTS), help=f"comma-separated subset of {AGENTS}")
-    arg("--llm-envs", type=name_list(ENVS), default=None, help="envs where the LLM agents (icpi, no_argmax) run (default: --envs)")
+    arg("--llm-envs", type=name_list(ENVS), default=None,
+        help="envs where the LLM agents (icpi, no_argmax) run (default: --envs)")
     arg("--seeds", default="0,1,2", help="comma-separated seeds")
     arg("--steps", type=int, default=100, help="env steps per regret run")
     arg("--token-budget", type=int, default=None, help="override icpi.token_budget of the configs")

@@ -24,6 +24,7 @@ from learners.ppo import PPOLearner
 from learners.rollout import Episode, Rollout
 from policies.llm_policy import LLMPolicy
 
+
 def new_run_dir(config: RunConfig) -> Path:
     """OUTPUT_DIR/NAME, or NAME-2, NAME-3... when taken."""
     base = Path(config.train.output_dir) / config.name

@@ -149,7 +149,7 @@ class PPOLearner:
         batch = self.batch_from(rollouts)
         if len(batch) == 0:
             return {"stale_steps": float(self.stale_steps), "dropped_steps": float(self.dropped_steps)}
-        old_logp = batch.old_logprobs.float()
+        old_logp = batch.old_logprobs
         if c.old_logprobs == "recompute":
             self.policy.backend.model.eval()
             with torch.no_grad():
