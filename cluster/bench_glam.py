@@ -6,8 +6,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -143,6 +141,9 @@ def plot(results: dict, path: Path, title: str, window: int) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from cluster.bench_score import machine_info
     from cluster.config import load_yaml
     from cluster.run_config import RunConfig
 
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     runner = bench_runner(base, args.env, args.env_kwargs)
-    print(json.dumps({"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cpus",
+    print(json.dumps({"machine": machine_info(torch.get_num_threads()),
                       "env": runner.env_id, "env_kwargs": runner.env_kwargs, "env_steps": args.env_steps,
                       "model": base.backend.model}))
     results_path = output / "results.json"

@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     from cluster.bench_glam import add_arguments as add_bench_glam
 
     add_bench_glam(benches.add_parser("glam", help="learning curves (PPO LoRA/full, random, zero-shot), steps/s"))
+    from cluster.bench_ppo_update import add_arguments as add_bench_ppo_update
+
+    add_bench_ppo_update(benches.add_parser("ppo-update",
+                                            help="s per PPO update: old log-probs from rollouts vs recomputed"))
     return parser
 
 

@@ -1,0 +1,37 @@
+"""The PPO-update benchmark: its ratio, and timed updates that start from the same weights each time."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from actors.env_runner import EnvRunner, RunnerConfig
+from cluster.bench_ppo_update import speedup, time_updates
+from cluster.cli import build_parser
+from learners.ppo import PPOConfig
+from policies.config import BackendConfig, LoraConfig
+from policies.llm_policy import LLMPolicy
+from policies.value_head import ValueHeadConfig
+
+
+def test_speedup_is_recompute_over_rollout_medians():
+    figures = speedup({"recompute": [3.0, 9.0, 4.0], "rollout": [2.0, 1.0, 8.0]})
+    assert figures == {"recompute_s": 4.0, "rollout_s": 2.0, "speedup": 2.0}
+
+
+def test_timed_updates_start_from_the_same_weights_and_leave_them_unchanged():
+    torch.manual_seed(0)
+    policy = LLMPolicy(BackendConfig(lora=LoraConfig(r=4)), ValueHeadConfig(hidden_sizes=(16,)))
+    rollout = EnvRunner(RunnerConfig(env_id="llmrl/TextChoice-v0", num_envs=2, seed=0), policy).rollout(2)
+    before = {k: v.clone() for k, v in policy.get_weights().items()}
+    seconds = time_updates(policy, PPOConfig(lr=1e-2, epochs=1, minibatch_size=4), [rollout], repeats=2, seed=0)
+    assert {mode: len(times) for mode, times in seconds.items()} == {"recompute": 2, "rollout": 2}
+    assert all(t > 0 for times in seconds.values() for t in times)
+    after = policy.get_weights()
+    assert all(torch.equal(before[k], after[k]) for k in before) and policy.version == 0
+
+
+def test_cli_checks_the_arm_names():
+    parser = build_parser()
+    assert parser.parse_args(["bench", "ppo-update", "--arms", "ppo_full"]).arms == ["ppo-full"]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["bench", "ppo-update", "--arms", "ppo-half"])
