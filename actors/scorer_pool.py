@@ -28,6 +28,18 @@ _WORKER_LOST = (RayActorError, ActorDiedError, ActorUnavailableError)
 
 
 @dataclass(frozen=True)
+class StoredWeights:
+    """Weights already in the Ray object store. Handed to a pool that runs as an actor, the reference
+    goes on to the workers as it is: the pool neither unpickles nor stores the weights again."""
+
+    ref: ray.ObjectRef
+
+    @classmethod
+    def put(cls, weights: Mapping[str, torch.Tensor]) -> "StoredWeights":
+        return cls(ray.put(dict(weights)))
+
+
+@dataclass(frozen=True)
 class PoolConfig:
     """How many scorer workers, and what each one reserves."""
 
@@ -256,10 +268,11 @@ class ScorerPool:
         )
 
     # ---- weights -----------------------------------------------------------------------
-    def load_weights(self, weights: Mapping[str, torch.Tensor], version: int) -> None:
+    def load_weights(self, weights: Mapping[str, torch.Tensor] | StoredWeights, version: int) -> None:
         """Publish weights as `version` to every worker now and to every worker started later."""
+        stored = weights if isinstance(weights, StoredWeights) else StoredWeights.put(weights)
         with self._lock:
-            self._weights_ref = ray.put(dict(weights))
+            self._weights_ref = stored.ref
             self._version = int(version)
             payloads = [((self._weights_ref, self._version), {})] * len(self._workers)
             self._run("load_weights", payloads)

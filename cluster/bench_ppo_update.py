@@ -1,6 +1,11 @@
-"""`llmrl bench ppo-update`: seconds per PPO update with the old log-probs taken from the rollouts
-(`ppo.old_logprobs: rollout`) against recomputing them on the learner (`recompute`, one more forward
-pass per step), on one fixed batch of real rollouts, same starting weights, both in one process."""
+"""`llmrl bench ppo-update`: what one PPO round costs the learner, old way against new, in one process.
+
+- Update: seconds per PPO update with the old log-probs taken from the rollouts (`ppo.old_logprobs:
+  rollout`) against recomputing them on the learner (`recompute`, one more forward pass per step),
+  on one fixed batch of real rollouts, from the same starting weights.
+- Weight sync: seconds to publish the learner's weights to a scorer pool actor with one worker,
+  handed over as a dict (the pool unpickles them and puts them in the object store again) against
+  `StoredWeights` (put once by the learner, the reference passed on)."""
 from __future__ import annotations
 
 import argparse
@@ -13,6 +18,7 @@ from cluster.name_lists import name_list
 
 ARMS = ("ppo-lora", "ppo-full")
 MODES = ("recompute", "rollout")
+SYNCS = ("dict", "stored")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,10 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=run)
 
 
-def speedup(seconds: dict[str, list[float]]) -> dict[str, float]:
-    """Median seconds per update per mode and recompute / rollout (how much faster rollout is)."""
-    medians = {mode: statistics.median(times) for mode, times in seconds.items()}
-    return {**{f"{mode}_s": medians[mode] for mode in MODES}, "speedup": medians["recompute"] / medians["rollout"]}
+def speedup(seconds: dict[str, list[float]], old: str, new: str) -> dict[str, float]:
+    """Median seconds per way and old / new (how many times faster the new way is)."""
+    medians = {way: statistics.median(times) for way, times in seconds.items()}
+    return {**{f"{way}_s": medians[way] for way in (old, new)}, "speedup": medians[old] / medians[new]}
 
 
 def time_updates(policy, ppo, rollouts, repeats: int, seed: int) -> dict[str, list[float]]:
@@ -46,6 +52,30 @@ def time_updates(policy, ppo, rollouts, repeats: int, seed: int) -> dict[str, li
             if repeat:  # the first round warms up
                 seconds[mode].append(time.perf_counter() - start)
     policy.load_weights(start_weights, version=0)
+    return seconds
+
+
+def time_syncs(config, policy, repeats: int) -> dict[str, list[float]]:
+    """Seconds to publish the policy's weights to a scorer pool actor (as GlamJob does), per way."""
+    import ray
+
+    from actors.scorer_pool import ScorerPool, StoredWeights
+    from cluster.ray_runtime import ensure_ray
+
+    ensure_ray(config.ray)
+    pool = ray.remote(ScorerPool).options(num_cpus=0).remote(config.backend, config.pool, config.value_head)
+    seconds: dict[str, list[float]] = {way: [] for way in SYNCS}
+    try:
+        for repeat in range(repeats + 1):
+            for way in SYNCS:
+                start = time.perf_counter()
+                weights = policy.get_weights()
+                ray.get(pool.load_weights.remote(StoredWeights.put(weights) if way == "stored" else weights, repeat))
+                if repeat:
+                    seconds[way].append(time.perf_counter() - start)
+    finally:
+        ray.get(pool.shutdown.remote())
+        ray.kill(pool)
     return seconds
 
 
@@ -70,7 +100,9 @@ def run(args: argparse.Namespace) -> int:
         policy = LLMPolicy(config.backend, config.value_head)
         runner = EnvRunner(config.runner, policy)
         rollouts = [runner.rollout(config.train.steps_per_update) for _ in range(config.num_runners)]
-        seconds = time_updates(policy, config.ppo, rollouts, args.repeats, config.train.seed)
-        print(json.dumps({"arm": arm, **speedup(seconds), "seconds": seconds}), flush=True)
+        updates = time_updates(policy, config.ppo, rollouts, args.repeats, config.train.seed)
+        print(json.dumps({"arm": arm, "update": speedup(updates, *MODES), "seconds": updates}), flush=True)
+        syncs = time_syncs(config, policy, args.repeats)
+        print(json.dumps({"arm": arm, "weight_sync": speedup(syncs, *SYNCS), "seconds": syncs}), flush=True)
     return 0
 

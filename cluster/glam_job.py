@@ -13,7 +13,7 @@ import yaml
 from tqdm import tqdm
 
 from actors.env_runner import EnvRunner, RemoteScorer
-from actors.scorer_pool import ScorerPool
+from actors.scorer_pool import ScorerPool, StoredWeights
 from cluster.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints,
                                 restore_rng_state, rng_state, save_checkpoint)
 from cluster.config import from_dict, to_dict
@@ -89,13 +89,17 @@ class GlamJob:
         c = self.config
         pool = ray.remote(ScorerPool).options(num_cpus=0, max_concurrency=c.num_runners + 4).remote(
             c.backend, c.pool, c.value_head)
-        ray.get(pool.load_weights.remote(self.policy.get_weights(), self.policy.version))
+        self._publish_weights(pool)
         # A resumed run seeds its runners afresh (from the update count) rather than replaying old envs.
         seed = c.runner.seed + 7919 * self.counters["updates"]
         runner_config = dataclasses.replace(c.runner, seed=seed)
         runners = [ray.remote(EnvRunner).options(num_cpus=c.runner_cpus).remote(runner_config, RemoteScorer(pool), i)
                    for i in range(c.num_runners)]
         return pool, runners
+
+    def _publish_weights(self, pool) -> None:
+        """The learner's weights to every scorer worker, put in the object store once, here."""
+        ray.get(pool.load_weights.remote(StoredWeights.put(self.policy.get_weights()), self.policy.version))
 
     def run(self) -> Path:
         c = self.config
@@ -141,7 +145,7 @@ class GlamJob:
         metrics = self.learner.update(rollouts)
         update = time.perf_counter() - t
         t = time.perf_counter()
-        ray.get(pool.load_weights.remote(self.policy.get_weights(), self.policy.version))
+        self._publish_weights(pool)
         sync = time.perf_counter() - t
         finished = [e for r in rollouts for e in r.episodes]
         self.recent.extend(finished)

@@ -13,8 +13,8 @@ from policies.llm_policy import LLMPolicy
 from policies.value_head import ValueHeadConfig
 
 
-def test_speedup_is_recompute_over_rollout_medians():
-    figures = speedup({"recompute": [3.0, 9.0, 4.0], "rollout": [2.0, 1.0, 8.0]})
+def test_speedup_is_old_over_new_medians():
+    figures = speedup({"recompute": [3.0, 9.0, 4.0], "rollout": [2.0, 1.0, 8.0]}, "recompute", "rollout")
     assert figures == {"recompute_s": 4.0, "rollout_s": 2.0, "speedup": 2.0}
 
 

@@ -9,7 +9,7 @@ import ray
 import torch
 from support import one_thread, scoring_requests
 
-from actors.scorer_pool import PoolConfig, ScorerPool
+from actors.scorer_pool import PoolConfig, ScorerPool, StoredWeights
 from policies.config import BackendConfig
 from policies.tokenization import ScoringInputError
 
@@ -85,7 +85,9 @@ def test_weights_reach_every_worker_including_added_ones(pool):
         for name, p in trained.backend.model.named_parameters():
             if "layers.5.mlp" in name:
                 p.mul_(1.3)
-    pool.load_weights(trained.get_weights(), version=7)
+    pool.load_weights(trained.get_weights(), version=6)
+    assert [info["version"] for info in pool.info()] == [6, 6]
+    pool.load_weights(StoredWeights.put(trained.get_weights()), version=7)  # the learner's way: put once
     pool.add_workers(1)  # started after the update: must still get version 7
     assert [info["version"] for info in pool.info()] == [7, 7, 7]
     contexts, candidates = scoring_requests(n_babyai=6, seed=3)
