@@ -3,8 +3,8 @@
 - Update: seconds per PPO update with the old log-probs taken from the rollouts (`ppo.old_logprobs:
   rollout`) against recomputing them on the learner (`recompute`, one more forward pass per step),
   on one fixed batch of real rollouts, from the same starting weights.
-- Weight sync: seconds to publish the learner's weights to a scorer pool actor with one worker,
-  handed over as a dict (the pool unpickles them and puts them in the object store again) against
+- Weight sync: seconds to publish the learner's weights to a scorer pool actor (the config's
+  pool), handed over as a dict (the pool unpickles them and puts them in the object store again) against
   `StoredWeights` (put once by the learner, the reference passed on)."""
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arms", type=name_list(ARMS), default=",".join(ARMS),
                         help=f"comma-separated subset of {ARMS} (full: LoRA off, --full-lr)")
     parser.add_argument("--full-lr", type=float, default=5e-5, help="PPO lr of full fine-tuning")
-    parser.add_argument("--repeats", type=int, default=3, help="timed updates per mode (after one warm-up each)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per way (after one warm-up each)")
     parser.set_defaults(handler=run)
 
 
