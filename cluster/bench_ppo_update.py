@@ -4,8 +4,8 @@
   rollout`) against recomputing them on the learner (`recompute`, one more forward pass per step),
   on one fixed batch of real rollouts, from the same starting weights.
 - Weight sync: seconds to publish the learner's weights to a scorer pool actor (the config's
-  pool), handed over as a dict (the pool unpickles them and puts them in the object store again) against
-  `StoredWeights` (put once by the learner, the reference passed on)."""
+  pool), handed over as a dict (the pool unpickles them and puts them in the object store
+  again) against `StoredWeights` (put once by the learner, the reference passed on)."""
 from __future__ import annotations
 
 import argparse
@@ -41,7 +41,7 @@ def time_updates(policy, ppo, rollouts, repeats: int, seed: int) -> dict[str, li
     """Seconds of PPOLearner.update per mode, alternating modes, each from the same weights."""
     from learners.ppo import PPOLearner
 
-    start_weights = {k: v.clone() for k, v in policy.get_weights().items()}
+    start_weights = policy.get_weights()  # a snapshot: get_weights copies
     seconds: dict[str, list[float]] = {mode: [] for mode in MODES}
     for repeat in range(repeats + 1):
         for mode in MODES:

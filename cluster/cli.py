@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     from cluster.bench_ppo_update import add_arguments as add_bench_ppo_update
 
     add_bench_ppo_update(benches.add_parser("ppo-update",
-                                            help="s per PPO update: old log-probs from rollouts vs recomputed"))
+                                            help="PPO update and weight sync: new way vs old, same run"))
     return parser
 
 
