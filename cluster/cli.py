@@ -54,19 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="benchmarks that print figures")
     benches = bench.add_subparsers(dest="bench", required=True)
-    from cluster.bench_score import add_arguments as add_bench_score
+    from benchmarks.score import add_arguments as add_bench_score
 
     add_bench_score(benches.add_parser("score", help="action-scores/s: naive vs shared-prefix vs pool"))
-    from cluster.bench_vllm import add_arguments as add_bench_vllm
+    from benchmarks.vllm_engine import add_arguments as add_bench_vllm
 
     add_bench_vllm(benches.add_parser("vllm", help="vLLM vs transformers: generation tokens/s, scoring actions/s"))
-    from cluster.bench_icpi import add_arguments as add_bench_icpi
+    from benchmarks.icpi import add_arguments as add_bench_icpi
 
     add_bench_icpi(benches.add_parser("icpi", help="ICPI: lockstep vs sequential round trips; regret on six envs"))
-    from cluster.bench_glam import add_arguments as add_bench_glam
+    from benchmarks.glam import add_arguments as add_bench_glam
 
     add_bench_glam(benches.add_parser("glam", help="learning curves (PPO LoRA/full, random, zero-shot), steps/s"))
-    from cluster.bench_ppo_update import add_arguments as add_bench_ppo_update
+    from benchmarks.ppo_update import add_arguments as add_bench_ppo_update
 
     add_bench_ppo_update(benches.add_parser("ppo-update",
                                             help="PPO update and weight sync: new way vs old, same run"))
@@ -81,12 +81,12 @@ def _lazy(module: str, name: str):
 
 def _run(args: argparse.Namespace) -> int:
     from cluster.config import load_yaml
-    from cluster.glam_job import GlamJob, load_run_config
-    from cluster.icpi_run_config import config_method
-    from cluster.run_config import RunConfig
+    from learners.ppo.algorithm import GlamJob, load_run_config
+    from learners.icpi.run_config import config_method
+    from learners.ppo.run_config import RunConfig
 
     if not args.resume and config_method(args.config) == "icpi":
-        from cluster.icpi_job import run_icpi_config
+        from learners.icpi.algorithm import run_icpi_config
 
         return run_icpi_config(args.config, progress=not args.no_progress)
     if args.resume:

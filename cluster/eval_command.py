@@ -30,7 +30,7 @@ def make_eval_policy(policy: str, checkpoint: str | None, model: str):
         return LLMPolicy(BackendConfig(model=model), ValueHeadConfig())
     if checkpoint is None:
         raise SystemExit("llmrl eval: give a CHECKPOINT (or --policy random|zero-shot for the baselines)")
-    from cluster.run_config import RunConfig
+    from learners.ppo.run_config import RunConfig
 
     state = load_checkpoint(Path(checkpoint))
     config = from_dict(RunConfig, state["config"], where=f"{checkpoint}:config")

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from cluster.bench_glam import bench_runner, config_changes, curve, finished, ppo_config, throughput
+from benchmarks.common import ppo_config
+from benchmarks.glam import bench_runner, config_changes, curve, finished, throughput
 from cluster.config import load_yaml
-from cluster.run_config import RunConfig
+from learners.ppo.run_config import RunConfig
 
 ROWS = [
     {"env_steps": 32.0, "round_env_steps": 32.0, "steps_per_s": 4.0, "success_rate": 0.0, "time_scoring_s": 4.0,
@@ -88,7 +89,7 @@ def test_the_small_gotoredball_curve_config_loads():
 
 
 def test_resuming_an_arm_that_never_checkpointed_says_what_to_do(tmp_path):
-    from cluster.bench_glam import run_ppo_arm
+    from benchmarks.glam import run_ppo_arm
 
     base = load_yaml(RunConfig, "configs/glam_gotoredball_small.yaml")
     config = ppo_config(base, "ppo-lora", base.runner, 64, str(tmp_path), full_lr=1e-5)

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from actors.env_runner import EnvRunner, RunnerConfig
-from cluster.bench_ppo_update import speedup, time_updates
+from benchmarks.ppo_update import speedup, time_updates
 from cluster.cli import build_parser
-from learners.ppo import PPOConfig
+from learners.ppo.config import PPOConfig
 from policies.config import BackendConfig, LoraConfig
 from policies.llm_policy import LLMPolicy
 from policies.value_head import ValueHeadConfig

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from cluster.config import ConfigError, from_dict
-from cluster.run_config import RunConfig
+from learners.ppo.run_config import RunConfig
 
 TINY = {
     "name": "tiny",
@@ -34,7 +34,7 @@ def test_config_errors_name_the_key():
 @pytest.mark.usefixtures("ray_cluster")
 def test_run_writes_metrics_plot_checkpoint_and_resumes(tmp_path):
     from cluster.checkpoint import latest_checkpoint, load_checkpoint
-    from cluster.glam_job import GlamJob
+    from learners.ppo.algorithm import GlamJob
     from cluster.metrics import read_metrics
 
     config = from_dict(RunConfig, {**TINY, "train": {**TINY["train"], "output_dir": str(tmp_path)}})

@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from cluster.config import ConfigError, from_dict, load_yaml
-from cluster.icpi_job import IcpiJob
-from cluster.icpi_run_config import ICPIRunConfig, config_method
+from learners.icpi.algorithm import IcpiJob
+from learners.icpi.run_config import ICPIRunConfig, config_method
 from cluster.metrics import read_metrics
 
 from icpi_fakes import TinyChain

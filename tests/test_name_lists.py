@@ -6,7 +6,7 @@ import argparse
 import pytest
 
 from cluster.cli import build_parser
-from cluster.name_lists import name_list
+from benchmarks.common import name_list
 
 
 def test_names_keep_order_and_accept_either_separator():

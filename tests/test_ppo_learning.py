@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from actors.env_runner import EnvRunner, RunnerConfig
-from learners.ppo import PPOConfig, PPOLearner
+from learners.ppo.config import PPOConfig
+from learners.ppo.learner import PPOLearner
 from policies.config import BackendConfig, LoraConfig
 from policies.llm_policy import LLMPolicy
 from policies.value_head import ValueHeadConfig

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from learners.ppo_math import candidate_log_policy, entropy, gae, normalize, ppo_loss
+from learners.ppo.ppo_math import candidate_log_policy, entropy, gae, normalize, ppo_loss
 
 
 def t(*rows):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from actors.env_runner import RunnerConfig
 from actors.scorer_pool import PoolConfig
 from cluster.ray_runtime import RayConfig
-from learners.ppo import PPOConfig
+from learners.ppo.config import PPOConfig
 from policies.config import BackendConfig
 from policies.value_head import ValueHeadConfig
 

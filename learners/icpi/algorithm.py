@@ -14,7 +14,7 @@ import yaml
 from tqdm import tqdm
 
 from cluster.config import to_dict
-from cluster.icpi_run_config import ICPIRunConfig
+from learners.icpi.run_config import ICPIRunConfig
 from cluster.metrics import MetricsLogger, plot_curves
 from envs.icpi.base import IcpiEnv, TimeStep
 from learners.icpi.baselines import LLM_AGENTS, make_agent

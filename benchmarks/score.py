@@ -5,64 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import random
-import time
 
-COLOURS = ("red", "green", "blue", "purple", "yellow", "grey")
-OBJECTS = ("ball", "box", "key")
-PRIMITIVES = ("turn left", "turn right", "go forward", "pick up", "drop", "toggle")
+from benchmarks.common import PRIMITIVES, action_strings, best_time, machine_info, max_abs_diff, workload
+
 TARGETS = {"W1": 5.0, "W2": 10.0}  # (b) / (a) action-scores/s on a 2-core CPU
-
-
-# ---- workloads -------------------------------------------------------------------------------------
-def _steps(n: int, direction: str) -> str:
-    return f"{n} step{'' if n == 1 else 's'} {direction}"
-
-
-def babyai_observation(rng: random.Random) -> str:
-    """One BabyAI-Text observation: 1-3 'You see ...' clauses with random objects, colours and offsets."""
-    clauses = []
-    for _ in range(rng.randint(1, 3)):
-        if rng.random() < 0.3:
-            clauses.append(f"You see a wall {_steps(rng.randint(1, 6), rng.choice(('forward', 'left', 'right')))}")
-        else:
-            side, ahead = _steps(rng.randint(1, 3), rng.choice(("left", "right"))), _steps(rng.randint(1, 5), "forward")
-            clauses.append(f"You see a {rng.choice(COLOURS)} {rng.choice(OBJECTS + ('door',))} {side} and {ahead}")
-    return ", ".join(clauses)
-
-
-def babyai_context(rng: random.Random, steps: int = 3) -> str:
-    """A GLAM-style BabyAI-Text prompt: actions, a goal, `steps` observation/action steps, ending 'Action k:'."""
-    colour, obj = rng.choice(COLOURS), rng.choice(OBJECTS)
-    goal = rng.choice((f"go to the {colour} {obj}", f"pick up the {colour} {obj}", f"open the {colour} door",
-                       f"put the {colour} {obj} next to the {rng.choice(COLOURS)} {rng.choice(OBJECTS)}"))
-    lines = [f"Possible action of the agent: {', '.join(PRIMITIVES)}", f"Goal of the agent: {goal}"]
-    for t in range(steps):
-        lines.append(f"Observation {t}: {babyai_observation(rng)}")
-        lines.append(f"Action {t}:" + ("" if t == steps - 1 else f" {rng.choice(PRIMITIVES)}"))
-    return "\n".join(lines)
-
-
-def action_strings(n: int, seed: int = 0) -> list[str]:
-    """n distinct actions of varied token length: the primitives, then round-robin draws from four
-    shuffled templates (go to / pick up / open / put next to)."""
-    rng = random.Random(seed)
-    things = [(c, o) for c in COLOURS for o in OBJECTS]
-    templates = [[f"go to the {c} {o}" for c, o in things], [f"pick up the {c} {o}" for c, o in things],
-                 [f"open the {c} door" for c in COLOURS],
-                 [f"put the {c} {o} next to the {c2} {o2}" for c, o in things for c2, o2 in things if c + o != c2 + o2]]
-    for t in templates:
-        rng.shuffle(t)
-    out = list(PRIMITIVES) + [t[k] for k in range(max(map(len, templates))) for t in templates if k < len(t)]
-    return out[:n]
-
-
-def workload(name: str, num_contexts: int, candidates: list[str], seed: int) -> dict:
-    """Seeded contexts; every context gets the same candidates, each with a leading space."""
-    rng = random.Random(seed)
-    contexts = [babyai_context(rng) for _ in range(num_contexts)]
-    return {"name": name, "contexts": contexts, "candidates": [[" " + c for c in candidates] for _ in contexts]}
 
 
 # ---- FLOP counting (2 x params per token; attention's quadratic term ignored) ---------------------
@@ -98,40 +44,12 @@ def matmul_flops_per_s(n: int = 2048, repeats: int = 20) -> float:
     return 2 * n ** 3 / best_time(lambda: torch.matmul(x, y), repeats, lambda: torch.matmul(x, y))[0]
 
 
-# ---- timing and machine ----------------------------------------------------------------------------
-def best_time(fn, repeats: int, warmup):
-    """(best seconds, result of the last call, all timings) of `repeats` calls of fn after one warm-up call."""
-    warmup()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result, times
-
-
 def strided_subset(num_contexts: int, per_context: int, min_pairs: int) -> list[int]:
     """Evenly spaced context indices holding at least min_pairs pairs (all contexts if min_pairs <= 0)."""
     if min_pairs <= 0 or min_pairs >= num_contexts * per_context:
         return list(range(num_contexts))
     k = -(-min_pairs // per_context)
     return [i * num_contexts // k for i in range(k)]
-
-
-def machine_info(threads: int) -> dict:
-    """CPU model (/proc/cpuinfo), cores, RAM, GPU, torch version, the threads of (a)/(b), load average."""
-    import torch
-
-    with open("/proc/cpuinfo") as f:
-        cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": threads,
-            "ram_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-            "load_average_1min": os.getloadavg()[0]}
-
-
-def max_abs_diff(a: list[list[float]], b: list[list[float]]) -> float:
-    return max(abs(x - y) for ra, rb in zip(a, b) for x, y in zip(ra, rb))
 
 
 # ---- the benchmark ---------------------------------------------------------------------------------

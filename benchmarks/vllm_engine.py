@@ -8,7 +8,7 @@ import os
 import random
 import time
 
-from cluster.bench_score import PRIMITIVES, babyai_context, best_time, machine_info, max_abs_diff, workload
+from benchmarks.common import PRIMITIVES, babyai_context, best_time, machine_info, max_abs_diff, workload
 
 
 def add_arguments(parser) -> None:

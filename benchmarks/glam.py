@@ -9,7 +9,7 @@ import json
 import time
 from pathlib import Path
 
-from cluster.name_lists import name_list
+from benchmarks.common import name_list, ppo_config
 
 ARMS = ("ppo-lora", "ppo-full", "random", "zero-shot")
 PHASES = ("scoring", "env_step", "update", "weight_sync")
@@ -37,15 +37,6 @@ def bench_runner(base, env_id: str | None, env_kwargs: dict | None):
     """The base config's runner on `env_id` with `env_kwargs` (None: the base config's)."""
     kwargs = base.runner.env_kwargs if env_kwargs is None else env_kwargs
     return dataclasses.replace(base.runner, env_id=env_id or base.runner.env_id, env_kwargs=dict(kwargs))
-
-
-def ppo_config(base, arm: str, runner, env_steps: int, output_dir: str, full_lr: float, checkpoint_every: int = 4):
-    """The base run config turned into one PPO arm on `runner`: LoRA as configured, or full fine-tuning."""
-    backend = base.backend if arm == "ppo-lora" else dataclasses.replace(base.backend, lora=None)
-    ppo = base.ppo if arm == "ppo-lora" else dataclasses.replace(base.ppo, lr=full_lr)
-    train = dataclasses.replace(base.train, total_env_steps=env_steps, output_dir=output_dir,
-                                checkpoint_every=checkpoint_every)
-    return dataclasses.replace(base, name=arm, backend=backend, ppo=ppo, train=train, runner=runner)
 
 
 def throughput(rows: list[dict]) -> dict[str, float]:
@@ -80,7 +71,7 @@ def config_changes(stored, config) -> list[str]:
 def run_ppo_arm(config, resume: bool = False) -> dict:
     """Train one arm in OUTPUT_DIR/ARM (resume: from its latest checkpoint there, if any)."""
     from cluster.checkpoint import latest_checkpoint
-    from cluster.glam_job import GlamJob, load_run_config
+    from learners.ppo.algorithm import GlamJob, load_run_config
 
     run_dir = Path(config.train.output_dir) / config.name
     if not (resume and run_dir.exists()):
@@ -143,9 +134,9 @@ def plot(results: dict, path: Path, title: str, window: int) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from cluster.bench_score import machine_info
+    from benchmarks.common import machine_info
     from cluster.config import load_yaml
-    from cluster.run_config import RunConfig
+    from learners.ppo.run_config import RunConfig
 
     base = load_yaml(RunConfig, args.config)
     output = Path(args.output_dir)

@@ -14,7 +14,7 @@ import json
 import statistics
 import time
 
-from cluster.name_lists import name_list
+from benchmarks.common import name_list
 
 ARMS = ("ppo-lora", "ppo-full")
 MODES = ("recompute", "rollout")
@@ -39,7 +39,7 @@ def speedup(seconds: dict[str, list[float]], old: str, new: str) -> dict[str, fl
 
 def time_updates(policy, ppo, rollouts, repeats: int, seed: int) -> dict[str, list[float]]:
     """Seconds of PPOLearner.update per mode, alternating modes, each from the same weights."""
-    from learners.ppo import PPOLearner
+    from learners.ppo.learner import PPOLearner
 
     start_weights = policy.get_weights()  # a snapshot: get_weights copies
     seconds: dict[str, list[float]] = {mode: [] for mode in MODES}
@@ -83,10 +83,10 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from actors.env_runner import EnvRunner
-    from cluster.bench_glam import ppo_config
-    from cluster.bench_score import machine_info
+    from benchmarks.common import ppo_config
+    from benchmarks.common import machine_info
     from cluster.config import load_yaml
-    from cluster.run_config import RunConfig
+    from learners.ppo.run_config import RunConfig
     from policies.llm_policy import LLMPolicy
 
     if args.repeats < 1:

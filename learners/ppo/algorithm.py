@@ -19,8 +19,8 @@ from cluster.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpo
 from cluster.config import from_dict, to_dict
 from cluster.metrics import MetricsLogger, plot_curves
 from cluster.ray_runtime import ensure_ray
-from cluster.run_config import RunConfig
-from learners.ppo import PPOLearner
+from learners.ppo.run_config import RunConfig
+from learners.ppo.learner import PPOLearner
 from learners.rollout import Episode, Rollout
 from policies.llm_policy import LLMPolicy
 

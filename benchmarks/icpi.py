@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cluster.name_lists import name_list
+from benchmarks.common import name_list
 
 ENVS = ("chain", "distractor_chain", "maze", "mini_catch", "mini_invaders", "point_mass")
 AGENTS = ("icpi", "no_argmax", "matching", "tabular_q", "random")
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def base_config(env_name: str, args, **overrides):
     """configs/icpi_ENV_NAME.yaml with the benchmark's overrides."""
     from cluster.config import load_yaml
-    from cluster.icpi_run_config import ICPIRunConfig
+    from learners.icpi.run_config import ICPIRunConfig
 
     config = load_yaml(ICPIRunConfig, Path("configs") / f"icpi_{env_name}.yaml")
     icpi = dataclasses.replace(config.icpi, score_answer_sets=not args.sampled, horizon=args.horizon,
@@ -74,7 +74,7 @@ def warm_buffers(env, config, seed: int, min_episodes: int = 8):
 
 def compare_orders(name: str, args, client, count_tokens) -> dict:
     """Q of the same states estimated in lockstep and one call at a time, through the same client."""
-    from cluster.icpi_job import make_icpi_env
+    from learners.icpi.algorithm import make_icpi_env
     from learners.icpi.client import CountingClient
     from learners.icpi.lockstep import estimate_q
     from learners.icpi.predictor import LLMPredictor
@@ -112,7 +112,7 @@ def compare_orders(name: str, args, client, count_tokens) -> dict:
 
 def regret_runs(args, client, count_tokens) -> list[dict]:
     """One IcpiJob per (env, agent, seed); the LLM agents share the client."""
-    from cluster.icpi_job import IcpiJob
+    from learners.icpi.algorithm import IcpiJob
     from learners.icpi.baselines import LLM_AGENTS
 
     llm_envs = set(args.llm_envs or args.envs)

@@ -1,0 +1,1 @@
+"""GLAM: the LLM as the policy over text actions, trained with PPO and a value head."""
