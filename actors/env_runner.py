@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import gymnasium
 import numpy as np
-import ray
 import torch
 
+from cluster.config import check_range
 from envs.prompt import PromptBuilder
 from learners.rollout import Episode, Rollout
+from policies.action_distribution import sample_action
 
 
 @dataclass(frozen=True)
@@ -36,15 +36,8 @@ class RunnerConfig:
     greedy: bool = False
     """Take the highest-scoring action (evaluation) instead of sampling from the softmax."""
 
-
-class RemoteScorer:
-    """Calls a scorer living in a Ray actor (e.g. a ScorerPool actor) as if it were local."""
-
-    def __init__(self, handle: Any):
-        self.handle = handle
-
-    def score(self, *args, **kwargs):
-        return ray.get(self.handle.score.remote(*args, **kwargs))
+    def __post_init__(self):
+        check_range(self, "num_envs", "memory", ge=1)
 
 
 def make_text_env(env_id: str, **kwargs) -> gymnasium.Env:
@@ -78,13 +71,14 @@ class EnvRunner:
             self.candidates.append([" " + a for a in info["actions"]])
 
     def rollout(self, num_steps: int) -> Rollout:
-        """Step every env num_steps times; one batched scoring request per step."""
+        """Step every env num_steps times; one batched scoring request per step, one for the bootstraps."""
         timers = {"scoring": 0.0, "env_step": 0.0}
         columns: dict[str, list] = {k: [] for k in (
-            "prompts", "candidates", "actions", "logprobs", "values", "rewards", "terminated", "truncated",
-            "next_values", "versions")}
+            "prompts", "candidates", "actions", "logprobs", "values", "rewards", "terminated", "truncated", "versions")}
         episodes: list[Episode] = []
-        for _ in range(num_steps):
+        cut: dict[tuple[int, int], tuple[str, list[str]]] = {}
+        """(step, env) -> the final prompt and candidates of an episode cut there by the time limit."""
+        for t in range(num_steps):
             start = time.perf_counter()
             prompts, candidates, answer = self._score_all(with_values=True)
             timers["scoring"] += time.perf_counter() - start
@@ -92,21 +86,16 @@ class EnvRunner:
             start = time.perf_counter()
             rewards, terminated, truncated, final_prompts = self._step_all(actions, episodes)
             timers["env_step"] += time.perf_counter() - start
-            next_values = [0.0] * len(self.envs)
-            cut = [n for n in range(len(self.envs)) if truncated[n] and not terminated[n]]
-            if cut:
-                start = time.perf_counter()
-                finals = self.scorer.score([final_prompts[n] for n in cut], [candidates[n] for n in cut],
-                                           with_values=True)
-                timers["scoring"] += time.perf_counter() - start
-                for n, value in zip(cut, finals.values):
-                    next_values[n] = value
+            for n in range(len(self.envs)):
+                if truncated[n] and not terminated[n]:
+                    cut[(t, n)] = (final_prompts[n], candidates[n])
             for row, value in (("prompts", prompts), ("candidates", candidates), ("actions", actions),
                                ("logprobs", logps), ("values", answer.values), ("rewards", rewards),
-                               ("terminated", terminated), ("truncated", truncated),
-                               ("next_values", next_values), ("versions", answer.versions)):
+                               ("terminated", terminated), ("truncated", truncated), ("versions", answer.versions)):
                 columns[row].append(list(value))
-        self._fill_bootstrap(columns, timers)
+        start = time.perf_counter()
+        columns["next_values"] = self._next_values(columns, cut)
+        timers["scoring"] += time.perf_counter() - start
         tensors = {k: torch.tensor(columns[k], dtype=dtype) for k, dtype in (
             ("actions", torch.long), ("logprobs", torch.float32), ("values", torch.float32),
             ("rewards", torch.float32), ("terminated", torch.bool), ("truncated", torch.bool),
@@ -132,18 +121,8 @@ class EnvRunner:
 
     def _sample_all(self, logprobs: list[list[float]]) -> tuple[tuple[int, ...], tuple[float, ...]]:
         """An action and its log-probability for each env, from its candidates' scores."""
-        actions, logps = zip(*(self._sample(scores) for scores in logprobs))
+        actions, logps = zip(*(sample_action(scores, self.rng, self.config.greedy) for scores in logprobs))
         return actions, logps
-
-    def _sample(self, scores: list[float]) -> tuple[int, float]:
-        """An action index from softmax(scores), and its log-probability."""
-        logp = torch.log_softmax(torch.tensor(scores, dtype=torch.float64), dim=0)
-        if self.config.greedy:
-            action = int(torch.argmax(logp))
-        else:
-            probs = logp.exp().numpy()
-            action = int(self.rng.choice(len(scores), p=probs / probs.sum()))
-        return action, float(logp[action])
 
     def _step_all(self, actions, episodes: list[Episode]):
         """Step every env; record and reset finished episodes. Returns per-env results and final prompts."""
@@ -166,16 +145,20 @@ class EnvRunner:
             truncated.append(bool(trunc))
         return rewards, terminated, truncated, final_prompts
 
-    def _fill_bootstrap(self, columns: dict[str, list], timers: dict[str, float]) -> None:
-        """next_values of each step: the next step's value unless the episode ended there; the last
-        step bootstraps from the value of the envs' current prompts."""
+    def _next_values(self, columns: dict[str, list], cut: dict[tuple[int, int], tuple[str, list[str]]]) -> list:
+        """V of the observation after each step, the one place bootstrap values come from: 0 after a
+        termination; after a time-limit cut, the value of the cut episode's final prompt; otherwise the
+        next step's value, and after the last step the value of the envs' current prompts. The cut and
+        current prompts are scored in one request."""
+        tail = [(b.render(), list(c)) for b, c in zip(self.builders, self.candidates)]
+        asked = list(cut.values()) + tail
+        values = self.scorer.score([p for p, _ in asked], [c for _, c in asked], with_values=True).values
+        cut_values = dict(zip(cut, values))
+        following_last = values[len(cut):]
         steps = len(columns["values"])
-        start = time.perf_counter()
-        tail = self.scorer.score([b.render() for b in self.builders], [list(c) for c in self.candidates],
-                                 with_values=True).values
-        timers["scoring"] += time.perf_counter() - start
+        next_values = []
         for t in range(steps):
-            following = columns["values"][t + 1] if t + 1 < steps else tail
-            for n in range(len(self.envs)):
-                if not (columns["terminated"][t][n] or columns["truncated"][t][n]):
-                    columns["next_values"][t][n] = following[n]
+            following = columns["values"][t + 1] if t + 1 < steps else following_last
+            next_values.append([0.0 if columns["terminated"][t][n] else cut_values.get((t, n), following[n])
+                                for n in range(len(self.envs))])
+        return next_values

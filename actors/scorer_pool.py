@@ -9,13 +9,14 @@ from typing import Any, Callable, Mapping, Sequence
 
 import ray
 import torch
-from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutError, RayActorError
-from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+from ray.util.placement_group import PlacementGroup, get_current_placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
+from actors.placement import reserve_bundle, scheduling_in
 from actors.scorer_worker import ScorerWorker
 from actors.sharding import Shard, merge_scores, plan_shards, shard_request
-from cluster.ray_runtime import ensure_ray
+from cluster.config import check_range, require
 from policies.backend import GenerateResult, ScoreResult
 from policies.config import BackendConfig
 from policies.generation import validate_generate_args
@@ -54,6 +55,13 @@ class PoolConfig:
     placement_timeout_s: float = 300.0
     """How long a worker's placement group may wait for its resources before the start fails."""
 
+    def __post_init__(self):
+        check_range(self, "num_workers", ge=1)
+        check_range(self, "cpus_per_worker", "gpus_per_worker", "max_retries", ge=0)
+        require(self.cpus_per_worker > 0 or self.gpus_per_worker > 0, "cpus_per_worker", self.cpus_per_worker,
+                "a worker must reserve some resources: set cpus_per_worker or gpus_per_worker > 0")
+        check_range(self, "placement_timeout_s", gt=0)
+
 
 def worker_resources(pool: PoolConfig, backend: BackendConfig) -> dict[str, float]:
     """Ray resources of one worker. A GPU vLLM engine with tensor parallelism takes one whole GPU per rank;
@@ -72,6 +80,36 @@ def worker_bundle(resources: dict[str, float]) -> dict[str, float]:
     return {name: amount for name, amount in resources.items() if amount > 0}
 
 
+def trial_group_strategy() -> PlacementGroupSchedulingStrategy | None:
+    """Inside a placement group made for us (a Ray Tune trial's, which reserved a bundle for every actor of
+    the trial: cluster/tune.py resource_bundles), schedule into it, in any bundle that fits, and make no group
+    of our own; None outside any placement group."""
+    group = get_current_placement_group()
+    return None if group is None else PlacementGroupSchedulingStrategy(
+        group, placement_group_bundle_index=-1, placement_group_capture_child_tasks=True)
+
+
+class RemoteScorer:
+    """A scorer living in a Ray actor (a ScorerPool actor), called as if it were local: the scoring
+    interface (score, generate) that env runners, ICPI and the CLI use."""
+
+    def __init__(self, actor: Any, on_shutdown: Callable[[], None] | None = None):
+        self.actor = actor
+        self.on_shutdown = on_shutdown
+
+    def score(self, *args, **kwargs) -> ScoreResult:
+        return ray.get(self.actor.score.remote(*args, **kwargs))
+
+    def generate(self, *args, **kwargs) -> GenerateResult:
+        return ray.get(self.actor.generate.remote(*args, **kwargs))
+
+    def shutdown(self) -> None:
+        """Stop the pool's workers (freeing their placement groups), then the pool actor itself."""
+        ray.get(self.actor.shutdown.remote())
+        if self.on_shutdown is not None:
+            self.on_shutdown()
+
+
 class WorkerStartError(RuntimeError):
     """A scorer worker could not start (its model failed to load, say)."""
 
@@ -83,8 +121,10 @@ class ScorerPool:
                  value_head: ValueHeadConfig | None = None):
         if pool.num_workers < 1:
             raise ValueError(f"pool.num_workers={pool.num_workers}: need at least one scorer worker")
+        if not ray.is_initialized():
+            raise RuntimeError("ScorerPool runs its workers as Ray actors: start Ray first (cluster.ray_runtime."
+                               "ensure_ray), or score in-process with policies.backend.make_backend")
         self.resources = worker_resources(pool, backend)
-        ensure_ray()
         resolve_model(backend.model)  # convert a bundled model once, here, before workers race for it
         self.backend_config = backend
         self.value_head_config = value_head
@@ -113,27 +153,17 @@ class ScorerPool:
         with self._lock:
             return list(self._workers)
 
-    def _reserve(self) -> PlacementGroup:
-        """A placement group holding one worker's resources, once Ray has placed it."""
-        bundle = worker_bundle(self.resources)
-        group = placement_group([bundle], strategy="PACK")
-        try:
-            ray.get(group.ready(), timeout=self.config.placement_timeout_s)
-        except GetTimeoutError as e:
-            remove_placement_group(group)
-            raise WorkerStartError(
-                f"no node could hold a scorer worker's bundle {bundle} within {self.config.placement_timeout_s:g} s; "
-                f"lower cpus_per_worker / gpus_per_worker or add nodes with those resources") from e
-        return group
-
     def _start_worker(self, group: PlacementGroup | None = None):
-        """A ready worker holding the pool's current weights, in `group` (default: a new placement group)."""
-        group = group or self._reserve()
+        """A ready worker holding the pool's current weights, in `group` (default: a new placement group;
+        inside a Ray Tune trial: the trial's group, which holds the worker's bundle)."""
+        strategy = trial_group_strategy() if group is None else None
+        if strategy is None:
+            group = group or reserve_bundle(worker_bundle(self.resources), self.config.placement_timeout_s,
+                                            what="scorer worker")
+            strategy = scheduling_in(group)
         remote_worker = ray.remote(ScorerWorker).options(
             num_cpus=self.resources["CPU"], num_gpus=self.resources["GPU"], max_restarts=0,
-            scheduling_strategy=PlacementGroupSchedulingStrategy(
-                group, placement_group_bundle_index=0, placement_group_capture_child_tasks=True),
-        )
+            scheduling_strategy=strategy)
         worker = remote_worker.remote(self.backend_config, self.value_head_config)
         try:
             if self._weights_ref is not None:
@@ -141,9 +171,11 @@ class ScorerPool:
             else:
                 ray.get(worker.version.remote())
         except _WORKER_LOST as e:
-            remove_placement_group(group)
+            if group is not None:
+                remove_placement_group(group)
             raise WorkerStartError(f"a scorer worker for model {self.backend_config.model!r} failed to start: {e}") from e
-        self._groups[worker] = group
+        if group is not None:
+            self._groups[worker] = group
         return worker
 
     def _stop(self, worker) -> None:

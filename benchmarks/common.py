@@ -104,6 +104,23 @@ def ppo_config(base, arm: str, runner, env_steps: int, output_dir: str, full_lr:
 
 
 
+def method_config(path, overrides, method: str):
+    """A run config of `method` (a benchmark's --config) with --set overrides applied."""
+    from cluster.config import ConfigError
+    from cluster.methods import load_config
+
+    config = load_config(path, overrides)
+    if config.method != method:
+        raise ConfigError(f"{path} is a {config.method} config; this benchmark needs method: {method}")
+    return config
+
+
+def add_overrides(parser: argparse.ArgumentParser) -> None:
+    """--set KEY=VALUE (repeatable): dotted overrides of the benchmark's run config, as in `llmrl run`."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override a value of the run config by its dotted key, e.g. --set ppo.lr=1e-5")
+
+
 # ---- argument lists ------------------------------------------------------------------------------
 def name_list(allowed: Sequence[str]) -> Callable[[str], list[str]]:
     """An argparse `type` for 'a,b,c' over `allowed`: returns the names in order; '-' and '_' are

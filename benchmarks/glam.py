@@ -9,7 +9,7 @@ import json
 import time
 from pathlib import Path
 
-from benchmarks.common import name_list, ppo_config
+from benchmarks.common import add_overrides, name_list, ppo_config
 
 ARMS = ("ppo-lora", "ppo-full", "random", "zero-shot")
 PHASES = ("scoring", "env_step", "update", "weight_sync")
@@ -17,6 +17,7 @@ PHASES = ("scoring", "env_step", "update", "weight_sync")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="configs/glam_babyai.yaml", help="base run config of the PPO arms")
+    add_overrides(parser)
     parser.add_argument("--env", default=None, help="registered env id (default: runner.env_id of --config)")
     parser.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
                         help="keyword arguments of the env (default: runner.env_kwargs of --config), e.g. '{}'")
@@ -62,7 +63,9 @@ def config_changes(stored, config) -> list[str]:
     from cluster.config import to_dict
 
     def sections(c):
-        return to_dict(dataclasses.replace(c, train=dataclasses.replace(c.train, total_env_steps=0)))
+        data = to_dict(c)
+        del data["train"]["total_env_steps"]
+        return data
 
     old, new = sections(stored), sections(config)
     return [key for key in new if old.get(key) != new[key]]
@@ -71,21 +74,21 @@ def config_changes(stored, config) -> list[str]:
 def run_ppo_arm(config, resume: bool = False) -> dict:
     """Train one arm in OUTPUT_DIR/ARM (resume: from its latest checkpoint there, if any)."""
     from cluster.checkpoint import latest_checkpoint
-    from learners.ppo.algorithm import GlamJob, load_run_config
+    from cluster.experiment import Experiment, read_config
 
     run_dir = Path(config.train.output_dir) / config.name
     if not (resume and run_dir.exists()):
-        return _arm_result(GlamJob(config, progress=False).run())
+        return _arm_result(Experiment(config, progress=False).run())
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
         raise SystemExit(f"llmrl bench glam --resume: {run_dir} has no checkpoint (it stopped before its first); "
                          f"delete it to start {config.name} again")
-    changed = config_changes(load_run_config(run_dir), config)
+    changed = config_changes(read_config(run_dir), config)
     if changed:
         raise SystemExit(f"llmrl bench glam --resume: {config.name} in {run_dir} was started with other settings "
                          f"({', '.join(changed)}); rerun with its original arguments or use another --output-dir")
     print(f"{config.name}: resuming {run_dir} from {checkpoint.name}", flush=True)
-    return _arm_result(GlamJob(config, run_dir=run_dir, progress=False).run())
+    return _arm_result(Experiment(config, run_dir=run_dir, progress=False).run())
 
 
 def _arm_result(run_dir: Path) -> dict:
@@ -134,11 +137,9 @@ def plot(results: dict, path: Path, title: str, window: int) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from benchmarks.common import machine_info
-    from cluster.config import load_yaml
-    from learners.ppo.run_config import RunConfig
+    from benchmarks.common import machine_info, method_config
 
-    base = load_yaml(RunConfig, args.config)
+    base = method_config(args.config, args.overrides, "glam")
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     runner = bench_runner(base, args.env, args.env_kwargs)

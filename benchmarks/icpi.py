@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import name_list
+from benchmarks.common import add_overrides, name_list
 
 ENVS = ("chain", "distractor_chain", "maze", "mini_catch", "mini_invaders", "point_mass")
 AGENTS = ("icpi", "no_argmax", "matching", "tabular_q", "random")
@@ -35,15 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     arg("--workers", type=int, default=1, help="Ray scorer workers")
     arg("--output-dir", default="runs/bench_icpi")
     arg("--json", default=None, metavar="PATH", help="also write the figures as JSON here")
+    add_overrides(parser)
     parser.set_defaults(handler=run)
 
 
 def base_config(env_name: str, args, **overrides):
     """configs/icpi_ENV_NAME.yaml with the benchmark's overrides."""
-    from cluster.config import load_yaml
-    from learners.icpi.run_config import ICPIRunConfig
+    from benchmarks.common import method_config
 
-    config = load_yaml(ICPIRunConfig, Path("configs") / f"icpi_{env_name}.yaml")
+    config = method_config(Path("configs") / f"icpi_{env_name}.yaml", args.overrides, "icpi")
     icpi = dataclasses.replace(config.icpi, score_answer_sets=not args.sampled, horizon=args.horizon,
                                token_budget=args.token_budget or config.icpi.token_budget)
     pool = dataclasses.replace(config.pool, num_workers=args.workers)
@@ -111,8 +111,8 @@ def compare_orders(name: str, args, client, count_tokens) -> dict:
 
 
 def regret_runs(args, client, count_tokens) -> list[dict]:
-    """One IcpiJob per (env, agent, seed); the LLM agents share the client."""
-    from learners.icpi.algorithm import IcpiJob
+    """One run per (env, agent, seed); the LLM agents share the client."""
+    from cluster.experiment import Experiment
     from learners.icpi.baselines import LLM_AGENTS
 
     llm_envs = set(args.llm_envs or args.envs)
@@ -125,9 +125,8 @@ def regret_runs(args, client, count_tokens) -> list[dict]:
                 config = base_config(name, args, agent=agent, name=f"{name}_{agent}_s{seed}")
                 config = dataclasses.replace(config, train=dataclasses.replace(
                     config.train, total_env_steps=args.steps, seed=seed, output_dir=args.output_dir))
-                job = IcpiJob(config, progress=False, client=client, count_tokens=count_tokens)
-                job.run()
-                summary = json.loads((job.run_dir / "summary.json").read_text())
+                run_dir = Experiment(config, progress=False, client=client, count_tokens=count_tokens).run()
+                summary = json.loads((run_dir / "summary.json").read_text())
                 summaries.append({**summary, "name": name})
                 print(f"  {name} {agent} seed {seed}: final regret {summary['final_regret']:.3f}, "
                       f"{summary['env_steps']} steps, {summary['wall_s']:.0f} s", flush=True)
@@ -148,8 +147,8 @@ def regret_table(summaries: list[dict]) -> str:
 
 
 def run(args) -> int:
-    from actors.scorer_pool import PoolConfig, ScorerPool
-    from cluster.ray_runtime import ensure_ray
+    from actors.scorer_pool import PoolConfig
+    from cluster.runtime import RayRuntime
     from learners.icpi.baselines import LLM_AGENTS
     from learners.icpi.client import model_token_counter
 
@@ -157,8 +156,7 @@ def run(args) -> int:
     needs_llm = args.part in ("orders", "all") or any(a in LLM_AGENTS for a in args.agents)
     pool = count_tokens = None
     if needs_llm:
-        ensure_ray(config.ray)
-        pool = ScorerPool(config.backend, PoolConfig(num_workers=args.workers))
+        pool = RayRuntime(config.ray).scorer(config.backend, PoolConfig(num_workers=args.workers))
         count_tokens = model_token_counter(config.backend.model)
     figures: dict = {"args": vars(args) | {"handler": None}}
     try:

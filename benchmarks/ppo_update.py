@@ -14,7 +14,7 @@ import json
 import statistics
 import time
 
-from benchmarks.common import name_list
+from benchmarks.common import add_overrides, name_list
 
 ARMS = ("ppo-lora", "ppo-full")
 MODES = ("recompute", "rollout")
@@ -24,6 +24,7 @@ SYNCS = ("dict", "stored")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="configs/glam_gotoredball_small.yaml",
                         help="run config whose runner, backend and PPO settings are timed")
+    add_overrides(parser)
     parser.add_argument("--arms", type=name_list(ARMS), default=",".join(ARMS),
                         help=f"comma-separated subset of {ARMS} (full: LoRA off, --full-lr)")
     parser.add_argument("--full-lr", type=float, default=5e-5, help="PPO lr of full fine-tuning")
@@ -56,7 +57,7 @@ def time_updates(policy, ppo, rollouts, repeats: int, seed: int) -> dict[str, li
 
 
 def time_syncs(config, policy, repeats: int) -> dict[str, list[float]]:
-    """Seconds to publish the policy's weights to a scorer pool actor (as GlamJob does), per way."""
+    """Seconds to publish the policy's weights to a scorer pool actor (as GLAM does), per way."""
     import ray
 
     from actors.scorer_pool import ScorerPool, StoredWeights
@@ -83,15 +84,12 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from actors.env_runner import EnvRunner
-    from benchmarks.common import ppo_config
-    from benchmarks.common import machine_info
-    from cluster.config import load_yaml
-    from learners.ppo.run_config import RunConfig
+    from benchmarks.common import machine_info, method_config, ppo_config
     from policies.llm_policy import LLMPolicy
 
     if args.repeats < 1:
         raise SystemExit(f"--repeats: must be at least 1, got {args.repeats}")
-    base = load_yaml(RunConfig, args.config)
+    base = method_config(args.config, args.overrides, "glam")
     print(json.dumps({"machine": machine_info(torch.get_num_threads()), "config": args.config,
                       "env": base.runner.env_id, "steps_per_update": base.steps_per_round, "epochs": base.ppo.epochs,
                       "minibatch_size": base.ppo.minibatch_size}), flush=True)

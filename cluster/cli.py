@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 from pathlib import Path
 
@@ -35,14 +36,26 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--batch-size", type=int, default=64, help="lines per scoring request")
     score.set_defaults(handler=_score)
 
-    run = commands.add_parser("run", help="train from a YAML config (GLAM: PPO on BabyAI-Text; method: icpi: ICPI)")
-    run.add_argument("config", nargs="?", default="configs/glam_babyai.yaml", help="run config (YAML)")
+    run = commands.add_parser("run", help="run a YAML config of any method (method: glam | icpi)")
+    run.add_argument("config", nargs="?", default=None,
+                     help="run config (YAML; default configs/glam_babyai.yaml unless --resume is given)")
     run.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a run from its latest checkpoint")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                     help="override a config value by its dotted key, e.g. --set ppo.lr=1e-5 (repeatable; with "
+                          "--resume: applied to the run's stored config, e.g. train.total_env_steps)")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     run.set_defaults(handler=_run)
 
+    tune = commands.add_parser("tune", help="a Ray Tune sweep over a run config (grid / random search, ASHA, PBT)")
+    tune.add_argument("sweep", help="sweep YAML (see configs/tune/ and cluster/sweep_config.py)")
+    tune.add_argument("--resume", action="store_true",
+                      help="continue the interrupted sweep in OUTPUT_DIR/NAME (errored trials from their checkpoints)")
+    tune.add_argument("--no-progress", action="store_true", help="no trial status tables while it runs")
+    tune.set_defaults(handler=_tune)
+
     evaluation = commands.add_parser("eval", help="success rate and mean return of a checkpoint or a baseline")
-    evaluation.add_argument("checkpoint", nargs="?", default=None, help="a checkpoint file written by llmrl run")
+    evaluation.add_argument("checkpoint", nargs="?", default=None,
+                            help="a checkpoint directory written by llmrl run (RUN_DIR/checkpoints/checkpoint_N)")
     evaluation.add_argument("--env", required=True, help="registered env id, e.g. llmrl/BabyAI-GoToRedBall-v0")
     evaluation.add_argument("--episodes", type=int, default=20)
     evaluation.add_argument("--policy", default="trained", choices=["trained", "random", "zero-shot"])
@@ -80,63 +93,84 @@ def _lazy(module: str, name: str):
 
 
 def _run(args: argparse.Namespace) -> int:
-    from cluster.config import load_yaml
-    from learners.ppo.algorithm import GlamJob, load_run_config
-    from learners.icpi.run_config import config_method
-    from learners.ppo.run_config import RunConfig
+    from cluster.experiment import Experiment, read_config
+    from cluster.methods import load_config
 
-    if not args.resume and config_method(args.config) == "icpi":
-        from learners.icpi.algorithm import run_icpi_config
-
-        return run_icpi_config(args.config, progress=not args.no_progress)
+    if args.resume and args.config:
+        raise UsageError("give a CONFIG or --resume RUN_DIR, not both (a resumed run keeps its stored config; "
+                         "change values with --set)")
     if args.resume:
         run_dir = Path(args.resume)
-        job = GlamJob(load_run_config(run_dir), run_dir=run_dir, progress=not args.no_progress)
+        experiment = Experiment(read_config(run_dir, args.overrides), run_dir=run_dir, progress=not args.no_progress)
     else:
-        job = GlamJob(load_yaml(RunConfig, args.config), progress=not args.no_progress)
-    run_dir = job.run()
-    print(f"llmrl run: done. metrics {run_dir / 'metrics.csv'}, tensorboard {run_dir / 'tensorboard'}, "
-          f"curves {run_dir / 'curves.png'}, checkpoints {run_dir / 'checkpoints'}")
+        config = load_config(args.config or "configs/glam_babyai.yaml", args.overrides)
+        experiment = Experiment(config, progress=not args.no_progress)
+    run_dir = experiment.run()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    plots = ", ".join(str(run_dir / p.filename) for p in _plots_of(experiment.config.method))
+    print(f"llmrl run: done ({json.dumps(summary)}). metrics {run_dir / 'metrics.csv'}, tensorboard "
+          f"{run_dir / 'tensorboard'}, plots {plots}, checkpoints {run_dir / 'checkpoints'}, "
+          f"summary {run_dir / 'summary.json'}")
     return 0
 
 
+def _tune(args: argparse.Namespace) -> int:
+    from cluster.tune import run_sweep
+
+    results = run_sweep(args.sweep, resume=args.resume, progress=not args.no_progress)
+    return 0 if results.rows and all(r["status"] == "TERMINATED" for r in results.rows) else 1
+
+
+def _plots_of(method: str):
+    from cluster.methods import algorithm_class
+
+    return algorithm_class(method).plots
+
+
 def _score(args: argparse.Namespace) -> int:
+    from actors.scorer_pool import PoolConfig
+    from cluster.runtime import make_runtime
     from cluster.score_command import score_lines
     from policies.config import BackendConfig
 
-    config = BackendConfig(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype)
+    if args.workers < 0:
+        raise UsageError(f"--workers {args.workers}: give 0 (in-process) or a positive number of workers")
     if args.input != "-" and not Path(args.input).is_file():
-        print(f"llmrl score: input file {args.input} does not exist", file=sys.stderr)
-        return 2
-    scorer = _make_scorer(config, args.workers, args.cpus_per_worker, RayConfig(address=args.address))
-    with contextlib.ExitStack() as stack:
-        source = sys.stdin if args.input == "-" else stack.enter_context(open(args.input))
-        sink = sys.stdout if args.output == "-" else stack.enter_context(open(args.output, "w"))
-        bad = score_lines(scorer, source, sink, mean=args.mean, batch_size=args.batch_size)
+        raise UsageError(f"input file {args.input} does not exist")
+    config = BackendConfig(model=args.model, backend=args.backend, device=args.device, dtype=args.dtype)
+    runtime = make_runtime(args.workers > 0, RayConfig(address=args.address))
+    scorer = runtime.scorer(config, PoolConfig(num_workers=max(args.workers, 1), cpus_per_worker=args.cpus_per_worker))
+    try:
+        with contextlib.ExitStack() as stack:
+            source = sys.stdin if args.input == "-" else stack.enter_context(open(args.input))
+            sink = sys.stdout if args.output == "-" else stack.enter_context(open(args.output, "w"))
+            bad = score_lines(scorer, source, sink, mean=args.mean, batch_size=args.batch_size)
+    finally:
+        if hasattr(scorer, "shutdown"):
+            scorer.shutdown()
     if bad:
         print(f"llmrl score: {bad} line(s) could not be scored (see the errors above); the others were",
               file=sys.stderr)
     return 1 if bad else 0
 
 
-def _make_scorer(config, workers: int, cpus_per_worker: float, ray_config: RayConfig):
-    """An in-process backend (workers == 0) or a Ray scorer pool."""
-    if workers < 0:
-        raise SystemExit(f"--workers {workers}: give 0 (in-process) or a positive number of workers")
-    if workers == 0:
-        from policies.backend import make_backend
-
-        return make_backend(config)
-    from actors.scorer_pool import PoolConfig, ScorerPool
-    from cluster.ray_runtime import ensure_ray
-
-    ensure_ray(ray_config)
-    return ScorerPool(config, PoolConfig(num_workers=workers, cpus_per_worker=cpus_per_worker))
+class UsageError(Exception):
+    """A command line that cannot run; the message says why and what to give instead."""
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; a config or usage error prints one message (no traceback) and exits with 2."""
+    from cluster.checkpoint import CheckpointError
+    from cluster.config import ConfigError
+    from learners.state_io import StateFormatError
+    from policies.models import ModelNotFoundError
+
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except (ConfigError, UsageError, CheckpointError, StateFormatError, ModelNotFoundError) as e:
+        print(f"llmrl {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

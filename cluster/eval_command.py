@@ -5,8 +5,6 @@ import json
 from pathlib import Path
 
 from actors.env_runner import EnvRunner, RunnerConfig
-from cluster.checkpoint import load_checkpoint
-from cluster.config import from_dict
 from policies.backend import ScoreResult
 from policies.config import BackendConfig
 
@@ -30,12 +28,16 @@ def make_eval_policy(policy: str, checkpoint: str | None, model: str):
         return LLMPolicy(BackendConfig(model=model), ValueHeadConfig())
     if checkpoint is None:
         raise SystemExit("llmrl eval: give a CHECKPOINT (or --policy random|zero-shot for the baselines)")
-    from learners.ppo.run_config import RunConfig
+    from cluster.config import ConfigError
+    from cluster.experiment import read_config
+    from learners.ppo.algorithm import LEARNER_DIR
+    from learners.ppo.learner import load_policy
 
-    state = load_checkpoint(Path(checkpoint))
-    config = from_dict(RunConfig, state["config"], where=f"{checkpoint}:config")
+    config = read_config(Path(checkpoint))
+    if config.method != "glam":
+        raise ConfigError(f"{checkpoint} is a checkpoint of a {config.method} run; llmrl eval plays GLAM policies")
     trained = LLMPolicy(config.backend, config.value_head)
-    trained.load_weights(state["weights"], state["version"])
+    load_policy(trained, Path(checkpoint) / LEARNER_DIR)
     return trained
 
 

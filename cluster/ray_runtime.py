@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import ray
 
+from cluster.config import check_range, require
+
 
 @dataclass(frozen=True)
 class RayConfig:
@@ -18,6 +20,11 @@ class RayConfig:
     """GPUs of the embedded Ray (None: detected). Ignored when joining."""
     dashboard: bool = False
     """Start the dashboard (bound to 127.0.0.1) with the embedded Ray."""
+
+    def __post_init__(self):
+        require(self.address is None or bool(self.address), "address", self.address,
+                "write null for an embedded Ray, or 'auto' or HOST:PORT to join a cluster")
+        check_range(self, "num_cpus", "num_gpus", ge=0, none_ok=True)
 
 
 def ensure_ray(config: RayConfig | None = None) -> None:

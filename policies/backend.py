@@ -38,6 +38,17 @@ class NoHiddenStatesError(NotImplementedError):
                          f"with_hidden); use backend: transformers for a policy with a value head")
 
 
+class Scorer(Protocol):
+    """The scoring interface env runners, ICPI, LLM priors and the CLI see: a backend in this process, or
+    a scorer pool through `actors.scorer_pool.RemoteScorer`."""
+
+    def score(self, contexts: Sequence[str], candidates: Sequence[Sequence[str]], *, mean: bool = False,
+              **options) -> ScoreResult: ...
+
+    def generate(self, prompts: Sequence[str], *, n: int = 1, max_new_tokens: int = 32, temperature: float = 0.0,
+                 top_p: float = 1.0, stop: Sequence[str] = (), seed: int | None = None) -> GenerateResult: ...
+
+
 class Backend(Protocol):
     """An LLM engine: scoring, generation, hidden states and versioned weights."""
 

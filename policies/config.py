@@ -1,8 +1,13 @@
 """Configuration of an LLM backend (one per scorer worker)."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
+
+from cluster.config import check_range, require
+
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @dataclass(frozen=True)
@@ -17,6 +22,13 @@ class LoraConfig:
     """Dropout on the adapter's input while training."""
     target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
     """Names of the linear layers that get adapters (T5: q, k, v, o)."""
+
+    def __post_init__(self):
+        check_range(self, "r", ge=1)
+        check_range(self, "alpha", gt=0)
+        check_range(self, "dropout", ge=0, lt=1)
+        require(len(self.target_modules) > 0 and all(self.target_modules), "target_modules", self.target_modules,
+                "list at least one module name, e.g. [q_proj, v_proj]")
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,12 @@ class VLLMConfig:
     """Skip torch.compile and CUDA graphs: the engine starts in about 30 s instead of minutes; false on GPU for speed."""
     max_model_len: int | None = None
     """Longest prompt plus completion the engine accepts; None: the model's window."""
+
+    def __post_init__(self):
+        check_range(self, "tensor_parallel_size", ge=1)
+        check_range(self, "gpu_memory_utilization", gt=0, le=1)
+        check_range(self, "kv_cache_gib", gt=0, none_ok=True)
+        check_range(self, "max_model_len", ge=1, none_ok=True)
 
 
 @dataclass(frozen=True)
@@ -63,3 +81,9 @@ class BackendConfig:
     """Engine settings of backend: vllm."""
     extra: dict = field(default_factory=dict)
     """Further engine keyword arguments, passed as they are (vLLM: any `vllm.LLM` argument)."""
+
+    def __post_init__(self):
+        require(bool(self.model), "model", self.model, "name a bundled model, a local directory or a hub id")
+        require(bool(_DEVICE.fullmatch(self.device)), "device", self.device, "choose auto, cpu, cuda or cuda:N")
+        check_range(self, "max_batch_tokens", "max_cache_tokens", ge=1)
+        check_range(self, "torch_threads", ge=0)

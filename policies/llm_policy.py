@@ -1,4 +1,7 @@
-"""LLMPolicy: a backend plus an optional value head, served by scorer workers and trained by learners."""
+"""LLMPolicy: a backend plus an optional value head, served by scorer workers and trained by learners.
+
+Scorers see `score` / `generate`; learners see the trainable interface: `encode`, `evaluate`,
+`parameters`, `train`, `version` / `next_version`, `get_weights` / `load_weights`."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -47,6 +50,22 @@ class LLMPolicy:
         """Per-pair log-prob sums and per-context values, differentiable (for the learner)."""
         pairs = self.backend.pair_scores(request, want_hidden=with_values)
         return pairs, self.value_head(pairs.hidden) if with_values else None
+
+    # ---- the trainable interface (what learners use) ---------------------------------------
+    def encode(self, contexts: Sequence[str], candidates: Sequence[Sequence[str]]) -> EncodedRequest:
+        """Token ids of a request under the tokenization rule, for `evaluate`."""
+        return self.backend.encode(contexts, candidates)
+
+    def train(self, mode: bool = True) -> None:
+        """Training mode (dropout on) or, with mode=False, evaluation mode."""
+        self.backend.model.train(mode)
+        if self.value_head is not None:
+            self.value_head.train(mode)
+
+    def next_version(self) -> int:
+        """Stamp the weights as one version newer (after an optimizer update); returns the new version."""
+        self.backend.version += 1
+        return self.backend.version
 
     def hidden(self, contexts: Sequence[str]) -> torch.Tensor:
         return self.backend.hidden(contexts)

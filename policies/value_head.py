@@ -7,6 +7,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from cluster.config import check_range
 from policies.scoring import with_min_rows
 
 _ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
@@ -22,6 +23,9 @@ class ValueHeadConfig:
     """Nonlinearity after each hidden layer."""
     seed: int = 0
     """Seed of its initial weights (every worker and the learner start equal)."""
+
+    def __post_init__(self):
+        check_range(self, "hidden_sizes", ge=1)
 
 
 class ValueHead(nn.Module):

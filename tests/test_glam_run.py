@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import pytest
 
@@ -10,10 +11,12 @@ from cluster.config import ConfigError, from_dict
 from learners.ppo.run_config import RunConfig
 
 TINY = {
+    "method": "glam",
     "name": "tiny",
     "backend": {"lora": {"r": 4}},
     "value_head": {"hidden_sizes": [16]},
     "pool": {"num_workers": 1, "cpus_per_worker": 0.5},
+    "learner": {"cpus": 0.5},
     "runner": {"env_id": "llmrl/TextChoice-v0", "num_envs": 2},
     "ppo": {"lr": 1.0e-3, "epochs": 1, "minibatch_size": 8},
     "train": {"total_env_steps": 4, "steps_per_update": 2},
@@ -27,36 +30,42 @@ def test_config_errors_name_the_key():
         from_dict(RunConfig, {"lr": 1})
     with pytest.raises(ConfigError, match="ppo.epochs: expected an integer"):
         from_dict(RunConfig, {"ppo": {"epochs": "four"}})
-    with pytest.raises(ConfigError, match="train.success_window: must be at least 1, got 0"):
+    with pytest.raises(ConfigError, match="train.success_window: 0 is not allowed; must be >= 1"):
         from_dict(RunConfig, {"train": {"success_window": 0}})
+
+
+def _learner_state(checkpoint):
+    from learners.state_io import load_state
+
+    return load_state(checkpoint, "glam")["counters"], load_state(checkpoint / "learner", "policy")["version"]
 
 
 @pytest.mark.usefixtures("ray_cluster")
 def test_run_writes_metrics_plot_checkpoint_and_resumes(tmp_path):
-    from cluster.checkpoint import latest_checkpoint, load_checkpoint
-    from learners.ppo.algorithm import GlamJob
+    from cluster.checkpoint import latest_checkpoint
+    from cluster.experiment import Experiment
     from cluster.metrics import read_metrics
 
     config = from_dict(RunConfig, {**TINY, "train": {**TINY["train"], "output_dir": str(tmp_path)}})
-    run_dir = GlamJob(config, progress=False).run()
+    run_dir = Experiment(config, progress=False).run()
     rows = read_metrics(run_dir)
     assert [r["updates"] for r in rows] == [1.0]
     assert (run_dir / "curves.png").stat().st_size > 0 and list((run_dir / "tensorboard").iterdir())
-    assert load_checkpoint(latest_checkpoint(run_dir))["counters"] == {"updates": 1, "env_steps": 4, "episodes": 4}
+    assert _learner_state(latest_checkpoint(run_dir)) == ({"updates": 1, "env_steps": 4, "episodes": 4}, 1)
+    assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 4
     # Resume for two more rounds with the next rollouts launched before each update.
     longer = dataclasses.replace(config, train=dataclasses.replace(config.train, total_env_steps=12,
                                                                    overlap_rollouts=True))
-    GlamJob(longer, run_dir=run_dir, progress=False).run()
-    state = load_checkpoint(latest_checkpoint(run_dir))
-    assert state["counters"] == {"updates": 3, "env_steps": 12, "episodes": 12} and state["version"] == 3
+    Experiment(longer, run_dir=run_dir, progress=False).run()
+    assert _learner_state(latest_checkpoint(run_dir)) == ({"updates": 3, "env_steps": 12, "episodes": 12}, 3)
     rows = read_metrics(run_dir)
     assert [r["updates"] for r in rows] == [1.0, 2.0, 3.0] and rows[-1]["stale_steps"] == 0.0  # lag 1 is allowed
     assert rows[1]["policy_lag"] == 0.0 and rows[2]["policy_lag"] > 0.0  # round 3 acted while update 2 ran
     # A run that died after update 3 was logged but before it was checkpointed resumes from update 2:
     # update 3 is redone and logged once.
-    latest_checkpoint(run_dir).unlink()
-    GlamJob(dataclasses.replace(longer, train=dataclasses.replace(longer.train, total_env_steps=16)),
-            run_dir=run_dir, progress=False).run()
+    shutil.rmtree(latest_checkpoint(run_dir))
+    Experiment(dataclasses.replace(longer, train=dataclasses.replace(longer.train, total_env_steps=16)),
+               run_dir=run_dir, progress=False).run()
     assert [r["updates"] for r in read_metrics(run_dir)] == [1.0, 2.0, 3.0, 4.0]
     _check_eval_of(latest_checkpoint(run_dir))
 

@@ -10,8 +10,9 @@ import pytest
 import yaml
 
 from cluster.config import ConfigError, from_dict, load_yaml
-from learners.icpi.algorithm import IcpiJob
-from learners.icpi.run_config import ICPIRunConfig, config_method
+from cluster.experiment import Experiment
+from cluster.methods import load_config
+from learners.icpi.run_config import ICPIRunConfig
 from cluster.metrics import read_metrics
 
 from icpi_fakes import TinyChain
@@ -30,7 +31,7 @@ def run_config(tmp_path: Path, **overrides) -> ICPIRunConfig:
 
 @pytest.mark.parametrize("agent", ["random", "tabular_q", "matching"])
 def test_baseline_runs_write_metrics_summary_and_plots(tmp_path, agent):
-    run_dir = IcpiJob(run_config(tmp_path, agent=agent), progress=False).run()
+    run_dir = Experiment(run_config(tmp_path, agent=agent), progress=False).run()
     rows = read_metrics(run_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert rows[-1]["step"] == summary["env_steps"] >= 40
@@ -42,32 +43,35 @@ def test_baseline_runs_write_metrics_summary_and_plots(tmp_path, agent):
 
 
 def test_matching_model_learns_the_tiny_chain(tmp_path):
-    run_dir = IcpiJob(run_config(tmp_path, agent="matching", train={"total_env_steps": 120}), progress=False).run()
+    run_dir = Experiment(run_config(tmp_path, agent="matching", train={"total_env_steps": 120}), progress=False).run()
     assert json.loads((run_dir / "summary.json").read_text())["final_regret"] < 0.2
 
 
 def test_config_errors_name_the_key(tmp_path):
-    with pytest.raises(ConfigError, match=r"icpi.token_budget: must be at least 1"):
+    with pytest.raises(ConfigError, match=r"icpi.token_budget: 0 is not allowed; must be >= 1"):
         run_config(tmp_path, icpi={"token_budget": 0})
-    with pytest.raises(ConfigError, match=r"config.agent: 'ppo' is not allowed"):
+    with pytest.raises(ConfigError, match=r"^agent: 'ppo' is not allowed; choose one of"):
         run_config(tmp_path, agent="ppo")
     with pytest.raises(ConfigError, match=r"env.id: 'llmrl/nope-v0' is not a registered env"):
         run_config(tmp_path, env={"id": "llmrl/nope-v0"})
     bad = tmp_path / "bad.yaml"
     bad.write_text("method: dqn\n")
-    with pytest.raises(ConfigError, match="method: 'dqn' is not allowed"):
-        config_method(bad)
+    with pytest.raises(ConfigError, match="method: 'dqn' is not a registered method; choose one of glam, icpi"):
+        load_config(bad)
+    bad.write_text("name: x\n")
+    with pytest.raises(ConfigError, match="no `method:` key; add one of: method: glam, method: icpi"):
+        load_config(bad)
 
 
 def test_run_command_dispatches_on_method(tmp_path, capsys):
     from cluster.cli import main
 
-    assert config_method("configs/glam_babyai.yaml") == "glam"
+    assert load_config("configs/glam_babyai.yaml").method == "glam"
     path = tmp_path / "icpi_tiny.yaml"
     path.write_text(yaml.safe_dump({"method": "icpi", "name": "cli", "agent": "random", "env": {"id": TINY_ID},
                                     "train": {"total_env_steps": 10, "output_dir": str(tmp_path)}}))
     assert main(["run", str(path), "--no-progress"]) == 0
-    assert "regret plot" in capsys.readouterr().out
+    assert "regret.png" in capsys.readouterr().out
     assert (tmp_path / "cli" / "metrics.csv").is_file()
 
 
@@ -84,7 +88,7 @@ def test_icpi_through_the_real_ray_pool(tmp_path, ray_cluster):
     config = run_config(tmp_path, icpi={"token_budget": 160, "score_answer_sets": True, "horizon": 1,
                                         "min_successes": 0, "temperature": 0.0},
                         train={"total_env_steps": 7, "seed": 1})
-    run_dir = IcpiJob(config, progress=False).run()
+    run_dir = Experiment(config, progress=False).run()
     rows = read_metrics(run_dir)
     model_steps = [r for r in rows if r["used_model"]]
     assert model_steps, "the agent never asked the model: pick a seed that gets ready sooner"
@@ -98,7 +102,7 @@ def test_icpi_on_the_real_chain_with_sampled_predictions(tmp_path, ray_cluster):
     config = run_config(tmp_path, env={"id": "llmrl/icpi-chain-v0"}, pool={"num_workers": 2},
                         icpi={"token_budget": 200, "horizon": 2, "min_successes": 0},
                         train={"total_env_steps": 15, "seed": 3})
-    run_dir = IcpiJob(config, progress=False).run()
+    run_dir = Experiment(config, progress=False).run()
     rows = read_metrics(run_dir)
     model_steps = [r for r in rows if r["used_model"]]
     assert model_steps

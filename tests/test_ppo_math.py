@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from learners.ppo.ppo_math import candidate_log_policy, entropy, gae, normalize, ppo_loss
+from learners.ppo.ppo_math import gae, normalize, ppo_loss
+from policies.action_distribution import candidate_log_policy, entropy
 
 
 def t(*rows):

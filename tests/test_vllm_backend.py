@@ -76,7 +76,7 @@ def test_seeded_sampling_of_a_batch_over_4096_tokens(engine):
     RuntimeError "CPU Generator does not use offset" for a seeded request."""
     import random
 
-    from benchmarks.score import babyai_context
+    from benchmarks.common import babyai_context
 
     rng = random.Random(0)
     prompts = [babyai_context(rng) for _ in range(16)]  # x n=4: ~11k prompt tokens

@@ -2,7 +2,7 @@
 Q estimated by model rollouts (or, without argmax, from the policy prompt alone)."""
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -27,6 +27,23 @@ class Agent(Protocol):
 
     def end_episode(self, trajectory: Sequence[TimeStep]) -> None:
         """A finished episode (a time-limit cut leaves its last step's done False)."""
+
+    def state(self) -> dict[str, Any]:
+        """What the agent has learned and its RNG, as plain data (for checkpoints)."""
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Continue from `state()`."""
+
+
+def trajectories_state(trajectories: Sequence[Sequence[TimeStep]]) -> list[list[list]]:
+    """Episodes as plain data: each step [state, action, reward, done, next_state]."""
+    return [[[ts.state, ts.action, ts.reward, ts.done, ts.next_state] for ts in trajectory]
+            for trajectory in trajectories]
+
+
+def trajectories_from(state: Sequence[Sequence[Sequence]]) -> list[list[TimeStep]]:
+    """The episodes `trajectories_state` wrote."""
+    return [[TimeStep(*step) for step in trajectory] for trajectory in state]
 
 
 def model_ready(buffers: EpisodeBuffers, num_actions: int) -> bool:
@@ -76,3 +93,14 @@ class ICPIAgent:
 
     def end_episode(self, trajectory: Sequence[TimeStep]) -> None:
         self.buffers.add(trajectory)
+
+    def state(self) -> dict[str, Any]:
+        """The replay buffer (the success buffer follows from it) and the RNG."""
+        return {"rng": self.rng.bit_generator.state, "replay": trajectories_state(self.buffers.replay)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.buffers.replay.clear()
+        self.buffers.successes.clear()
+        for trajectory in trajectories_from(state["replay"]):
+            self.buffers.add(trajectory)

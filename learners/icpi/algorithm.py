@@ -1,38 +1,27 @@
-"""The ICPI job: one agent (ICPI or a baseline) on one ICPI env, metrics per env step and per episode.
+"""ICPI on the algorithm contract: one agent (ICPI or a baseline) on one ICPI env, one env step per
+iteration, metrics per env step and per episode.
 
-LLM agents ask a Ray ScorerPool (or an in-process backend with use_ray: false) through a counting
-client; baselines need no LLM and start no Ray.
+LLM agents ask a scorer from the runtime (a Ray scorer pool, or an in-process backend) through a
+counting client; baselines need no LLM and start no Ray. Checkpoints are taken between episodes:
+the agent's buffers and RNG, the env's RNG, the episodes so far and the LLM cost counters.
 """
 from __future__ import annotations
 
-import json
-import sys
+import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
-import yaml
-from tqdm import tqdm
-
-from cluster.config import to_dict
-from learners.icpi.run_config import ICPIRunConfig
-from cluster.metrics import MetricsLogger, plot_curves
 from envs.icpi.base import IcpiEnv, TimeStep
+from learners.algorithm import Plot
 from learners.icpi.baselines import LLM_AGENTS, make_agent
 from learners.icpi.buffers import discounted_return
 from learners.icpi.client import CountingClient, LLMStats, model_token_counter
+from learners.icpi.run_config import ICPIRunConfig
+from learners.state_io import load_state, save_state
 
 FINAL_FRACTION = 0.25
 """`final_regret` is the mean regret of the episodes that ended in this last fraction of the env steps."""
-
-
-def new_run_dir(output_dir: str, name: str) -> Path:
-    """OUTPUT_DIR/NAME, or NAME-2, NAME-3... when taken."""
-    base = Path(output_dir) / name
-    run_dir, k = base, 1
-    while run_dir.exists():
-        k += 1
-        run_dir = base.with_name(f"{base.name}-{k}")
-    return run_dir
 
 
 def make_icpi_env(config: ICPIRunConfig):
@@ -47,19 +36,6 @@ def make_icpi_env(config: ICPIRunConfig):
     return env
 
 
-def make_llm_client(config: ICPIRunConfig):
-    """The LLM the agent asks: a Ray ScorerPool by default, else an in-process backend."""
-    if not config.use_ray:
-        from policies.backend import make_backend
-
-        return make_backend(config.backend)
-    from actors.scorer_pool import ScorerPool
-    from cluster.ray_runtime import ensure_ray
-
-    ensure_ray(config.ray)
-    return ScorerPool(config.backend, config.pool)
-
-
 def step_cost(stats: LLMStats) -> dict[str, float]:
     """The metrics of what one env step cost the LLM."""
     row = {"llm_calls": stats.calls, "round_trips": stats.round_trips, "prompt_tokens": stats.prompt_tokens,
@@ -69,108 +45,115 @@ def step_cost(stats: LLMStats) -> dict[str, float]:
     return {k: float(v) for k, v in row.items()}
 
 
-class IcpiJob:
-    """One run; `run()` steps the env until the budget and returns the run directory.
+class IcpiAlgorithm:
+    """ICPI or a baseline (see the module docstring). `client` / `count_tokens` share an LLM client and
+    a token counter across runs (benchmarks); by default an LLM agent gets its scorer from the runtime."""
 
-    `client` reuses an LLM client (a ScorerPool, say) across jobs; by default LLM agents make one
-    and shut it down at the end.
-    """
+    config_class = ICPIRunConfig
+    plots = (Plot("regret.png", "step", ("regret",)),
+             Plot("curves.png", "step", ("regret", "llm_calls", "round_trips", "prompt_tokens")))
 
-    def __init__(self, config: ICPIRunConfig, progress: bool = True, client=None, count_tokens=None):
+    def __init__(self, config: ICPIRunConfig, runtime, client=None, count_tokens=None):
         self.config = config
-        self.progress = progress
-        self.run_dir = new_run_dir(config.train.output_dir, config.name)
-        self.run_dir.mkdir(parents=True)
-        (self.run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-        self._client, self._count_tokens = client, count_tokens
+        self.owned_client = None
+        self.counting = None
+        if config.agent in LLM_AGENTS:
+            if client is None:
+                client = self.owned_client = runtime.scorer(config.backend, config.pool)
+            count_tokens = count_tokens or model_token_counter(config.backend.model)
+            self.counting = CountingClient(client, count_tokens)
+        self.env = make_icpi_env(config)
+        self.agent = make_agent(config.agent, self.env.unwrapped, config.icpi, config.train.seed, self.counting,
+                                count_tokens)
+        self.iteration = 0
         self.episodes: list[dict[str, float]] = []
+        self.wall_s = 0.0
+        self.state: str | None = None
+        """The current observation; None between episodes (the next step resets the env)."""
+        self.optimal = 0.0
+        self.trajectory: list[TimeStep] = []
 
-    def run(self) -> Path:
-        c = self.config
-        owned = None
-        counting = None
-        if c.agent in LLM_AGENTS:
-            if self._client is None:
-                owned = self._client = make_llm_client(c)
-            count_tokens = self._count_tokens or model_token_counter(c.backend.model)
-            counting = CountingClient(self._client, count_tokens)
-        else:
-            count_tokens = None
-        env = make_icpi_env(c)
-        agent = make_agent(c.agent, env.unwrapped, c.icpi, c.train.seed, counting, count_tokens)
+    @property
+    def env_steps(self) -> int:
+        return self.iteration
+
+    @property
+    def stats(self) -> LLMStats:
+        return self.counting.stats if self.counting else LLMStats()
+
+    # ---- the contract ----------------------------------------------------------------------
+    def step(self) -> dict[str, float]:
+        """One env step: act, observe; at an episode's end, its return and regret."""
         start = time.perf_counter()
-        try:
-            with MetricsLogger(self.run_dir) as logger:
-                self._loop(env, agent, counting, logger)
-        finally:
-            if owned is not None and hasattr(owned, "shutdown"):
-                owned.shutdown()
-        wall = time.perf_counter() - start
-        (self.run_dir / "summary.json").write_text(json.dumps(self.summary(counting, wall), indent=2))
-        plot_curves(self.run_dir, x="step", ys=["regret"], path=self.run_dir / "regret.png")
-        plot_curves(self.run_dir, x="step", ys=["regret", "llm_calls", "round_trips", "prompt_tokens"])
-        return self.run_dir
+        if self.state is None:
+            self.state, info = self.env.reset(seed=self.config.train.seed if self.iteration == 0 else None)
+            self.optimal, self.trajectory = info["optimal_return"], []
+        before = self.stats.snapshot()
+        t = time.perf_counter()
+        action = self.agent.act(self.state)
+        act_time = time.perf_counter() - t
+        next_state, reward, terminated, truncated, _ = self.env.step(action)
+        step = TimeStep(self.state, action, float(reward), bool(terminated), next_state)
+        self.agent.observe(step)
+        self.trajectory.append(step)
+        self.iteration += 1
+        row = {"episode": float(len(self.episodes)), "used_model": float(self.agent.used_model),
+               "act_time_s": act_time, **step_cost(self.stats - before)}
+        self.state = next_state
+        if terminated or truncated:
+            self.agent.end_episode(self.trajectory)
+            ret = discounted_return(self.trajectory, self.env.unwrapped.gamma)
+            episode = {"return": ret, "regret": self.optimal - ret, "episode_length": float(len(self.trajectory)),
+                       "optimal_return": self.optimal, "end_step": float(self.iteration)}
+            self.episodes.append(episode)
+            row.update({k: v for k, v in episode.items() if k != "end_step"})
+            self.state = None
+        self.wall_s += time.perf_counter() - start
+        return row
 
-    def _loop(self, env, agent, counting: CountingClient | None, logger: MetricsLogger) -> None:
-        c = self.config
-        gamma = env.unwrapped.gamma
-        bar = tqdm(total=c.train.total_env_steps, unit="step", disable=not self.progress, file=sys.stderr)
-        state, info = env.reset(seed=c.train.seed)
-        optimal, trajectory, steps = info["optimal_return"], [], 0
-        while True:
-            before = counting.stats.snapshot() if counting else LLMStats()
-            t = time.perf_counter()
-            action = agent.act(state)
-            act_time = time.perf_counter() - t
-            next_state, reward, terminated, truncated, info = env.step(action)
-            step = TimeStep(state, action, float(reward), bool(terminated), next_state)
-            agent.observe(step)
-            trajectory.append(step)
-            steps += 1
-            row = {"episode": float(len(self.episodes)), "used_model": float(agent.used_model),
-                   "act_time_s": act_time, **step_cost((counting.stats if counting else LLMStats()) - before)}
-            state, ended = next_state, terminated or truncated
-            if ended:
-                agent.end_episode(trajectory)
-                ret = discounted_return(trajectory, gamma)
-                episode = {"return": ret, "regret": optimal - ret, "episode_length": float(len(trajectory)),
-                           "optimal_return": optimal, "end_step": float(steps)}
-                self.episodes.append(episode)
-                row.update({k: v for k, v in episode.items() if k != "end_step"})
-                bar.set_postfix(regret=f"{episode['regret']:.2f}", episodes=len(self.episodes))
-            logger.log(steps, row)
-            bar.update(1)
-            if ended:
-                if steps >= c.train.total_env_steps:
-                    break
-                state, info = env.reset()
-                optimal, trajectory = info["optimal_return"], []
-        bar.close()
+    def finished(self) -> bool:
+        """At the first episode end at or after train.total_env_steps."""
+        return self.state is None and self.iteration >= self.config.train.total_env_steps
 
-    def summary(self, counting: CountingClient | None, wall_s: float) -> dict:
-        """Headline numbers of the run (also written to summary.json)."""
-        steps = int(self.episodes[-1]["end_step"])
+    def checkpointable(self) -> bool:
+        return self.state is None
+
+    def save(self, directory: Path) -> None:
+        if not self.checkpointable():
+            raise RuntimeError("ICPI checkpoints are taken between episodes; step to the end of this one first")
+        save_state(directory, "icpi", {
+            "iteration": self.iteration, "episodes": self.episodes, "wall_s": self.wall_s,
+            "agent": self.agent.state(), "env_rng": self.env.unwrapped.rng.bit_generator.state,
+            "llm_stats": dataclasses.asdict(self.stats)})
+
+    def restore(self, directory: Path) -> None:
+        state = load_state(directory, "icpi")
+        self.iteration, self.episodes, self.wall_s = state["iteration"], state["episodes"], state["wall_s"]
+        self.agent.load_state(state["agent"])
+        self.env.unwrapped.seed_rng(None).bit_generator.state = state["env_rng"]
+        if self.counting is not None:
+            self.counting.stats = LLMStats(**state["llm_stats"])
+        self.state = None
+
+    def progress(self, row: dict[str, float]) -> dict[str, str]:
+        last = f"{self.episodes[-1]['regret']:.2f}" if self.episodes else "-"
+        return {"regret": last, "episodes": str(len(self.episodes))}
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers of the run."""
+        steps = int(self.episodes[-1]["end_step"]) if self.episodes else self.iteration
         final = [e["regret"] for e in self.episodes if e["end_step"] > steps * (1 - FINAL_FRACTION)]
-        stats = counting.stats if counting else LLMStats()
+        stats = self.stats
         return {
             "agent": self.config.agent, "env": self.config.env.id, "seed": self.config.train.seed,
-            "env_steps": steps, "episodes": len(self.episodes), "wall_s": wall_s,
-            "final_regret": sum(final) / len(final),
-            "mean_regret": sum(e["regret"] for e in self.episodes) / len(self.episodes),
+            "env_steps": steps, "episodes": len(self.episodes), "wall_s": self.wall_s,
+            "final_regret": sum(final) / len(final) if final else None,
+            "mean_regret": sum(e["regret"] for e in self.episodes) / len(self.episodes) if self.episodes else None,
             "llm_calls": stats.calls, "round_trips": stats.round_trips, "prompt_tokens": stats.prompt_tokens,
             "invalid_rate": stats.invalid / stats.sampled if stats.sampled else None,
         }
 
-
-def run_icpi_config(path: str, progress: bool = True) -> int:
-    """`llmrl run` of a config with `method: icpi`; prints where the outputs are."""
-    from cluster.config import load_yaml
-
-    job = IcpiJob(load_yaml(ICPIRunConfig, path), progress=progress)
-    run_dir = job.run()
-    summary = json.loads((run_dir / "summary.json").read_text())
-    print(f"llmrl run: done ({summary['agent']} on {summary['env']}: {summary['env_steps']} env steps, "
-          f"{summary['episodes']} episodes, final regret {summary['final_regret']:.3f}). metrics "
-          f"{run_dir / 'metrics.csv'}, tensorboard {run_dir / 'tensorboard'}, regret plot {run_dir / 'regret.png'}, "
-          f"curves {run_dir / 'curves.png'}, summary {run_dir / 'summary.json'}")
-    return 0
+    def stop(self) -> None:
+        if self.owned_client is not None and hasattr(self.owned_client, "shutdown"):
+            self.owned_client.shutdown()
+            self.owned_client = None

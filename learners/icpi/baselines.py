@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import defaultdict
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
@@ -55,6 +55,16 @@ class TabularQAgent:
     def end_episode(self, trajectory: Sequence[TimeStep]) -> None:
         self.num_successes += discounted_return(trajectory, self.gamma) > self.failure_threshold
 
+    def state(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state, "num_successes": int(self.num_successes),
+                "q": {s: q.tolist() for s, q in self.q.items()}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.num_successes = state["num_successes"]
+        self.q.clear()
+        self.q.update({s: np.array(q, dtype=float) for s, q in state["q"].items()})
+
 
 class RandomAgent:
     """Uniformly random actions."""
@@ -72,6 +82,12 @@ class RandomAgent:
 
     def end_episode(self, trajectory: Sequence[TimeStep]) -> None:
         pass
+
+    def state(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
 
 
 def make_agent(kind: AgentKind, env: IcpiEnv, config: ICPIConfig, seed: int, client: CountingClient | None = None,

@@ -8,19 +8,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Sequence
 
-from policies.backend import GenerateResult, ScoreResult
-
-
-class LLMClient(Protocol):
-    """Satisfied by TransformersBackend and ScorerPool."""
-
-    def score(self, contexts: Sequence[str], candidates: Sequence[Sequence[str]], *,
-              mean: bool = False) -> ScoreResult: ...
-
-    def generate(self, prompts: Sequence[str], *, n: int = 1, max_new_tokens: int = 32, temperature: float = 0.0,
-                 top_p: float = 1.0, stop: Sequence[str] = (), seed: int | None = None) -> GenerateResult: ...
+from policies.backend import GenerateResult, Scorer, ScoreResult
 
 
 @dataclass
@@ -46,9 +36,9 @@ class LLMStats:
 
 
 class CountingClient:
-    """Wraps an LLMClient and counts calls, round trips and prompt tokens into `stats`."""
+    """Wraps a scorer and counts calls, round trips and prompt tokens into `stats`."""
 
-    def __init__(self, client: LLMClient, count_tokens: Callable[[str], int]):
+    def __init__(self, client: Scorer, count_tokens: Callable[[str], int]):
         self.client = client
         self.count_tokens = count_tokens
         self.stats = LLMStats()

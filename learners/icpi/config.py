@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cluster.config import check_range
+
 
 @dataclass(frozen=True)
 class ICPIConfig:
@@ -36,13 +38,6 @@ class ICPIConfig:
     """Rollout horizon; None: the env's."""
 
     def __post_init__(self):
-        from cluster.config import ConfigError
-
-        for key in ("token_budget", "max_new_tokens", "rollouts_per_action", "success_buffer_size"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"icpi.{key}: must be at least 1, got {getattr(self, key)}")
-        for key in ("temperature", "answer_temperature", "max_retries", "min_successes"):
-            if getattr(self, key) < 0:
-                raise ConfigError(f"icpi.{key}: must be >= 0, got {getattr(self, key)}")
-        if self.horizon is not None and self.horizon < 1:
-            raise ConfigError(f"icpi.horizon: must be at least 1 (or null for the env's), got {self.horizon}")
+        check_range(self, "token_budget", "max_new_tokens", "rollouts_per_action", "success_buffer_size", ge=1)
+        check_range(self, "temperature", "answer_temperature", "max_retries", "min_successes", ge=0)
+        check_range(self, "horizon", ge=1, none_ok=True)  # null: the env's

@@ -1,159 +1,87 @@
-"""The GLAM training job: scorer pool and env runners as Ray actors, the PPO learner in the driver."""
+"""GLAM on the algorithm contract: env runners sample actions from the LLM's scores, a PPO learner
+updates the policy (LoRA or full) and its value head, and the weights go back to the scorers.
+
+With use_ray the scorer pool, the env runners and the learner are Ray actors, the learner in its own
+placement-group bundle (the driver holds no model); without, all of it runs in this process and the
+runners score with the learner's own policy. One iteration = one round of rollouts + one PPO update.
+"""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-import sys
 import time
 from collections import deque
 from pathlib import Path
+from typing import Any
 
-import ray
-import yaml
-from tqdm import tqdm
-
-from actors.env_runner import EnvRunner, RemoteScorer
-from actors.scorer_pool import ScorerPool, StoredWeights
-from cluster.checkpoint import (checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints,
-                                restore_rng_state, rng_state, save_checkpoint)
-from cluster.config import from_dict, to_dict
-from cluster.metrics import MetricsLogger, plot_curves
-from cluster.ray_runtime import ensure_ray
-from learners.ppo.run_config import RunConfig
+from actors.env_runner import EnvRunner
+from actors.learner_actor import LearnerHost
+from actors.weight_sync import ObjectStoreSync, SharedPolicySync
+from cluster.runtime import Resources
+from learners.algorithm import Plot
 from learners.ppo.learner import PPOLearner
+from learners.ppo.run_config import RunConfig
 from learners.rollout import Episode, Rollout
-from policies.llm_policy import LLMPolicy
+from learners.state_io import load_state, save_state
+
+LEARNER_DIR = "learner"
+"""Subdirectory of a checkpoint the learner writes (policy weights, optimizer, its RNG)."""
 
 
-def new_run_dir(config: RunConfig) -> Path:
-    """OUTPUT_DIR/NAME, or NAME-2, NAME-3... when taken."""
-    base = Path(config.train.output_dir) / config.name
-    run_dir, k = base, 1
-    while run_dir.exists():
-        k += 1
-        run_dir = base.with_name(f"{base.name}-{k}")
-    return run_dir
+class GlamAlgorithm:
+    """GLAM's PPO (see the module docstring)."""
 
+    config_class = RunConfig
+    plots = (Plot("curves.png", "env_steps", ("success_rate", "mean_return", "loss_value", "entropy")),)
 
-def load_run_config(run_dir: Path) -> RunConfig:
-    """The config a run was started with (run_dir/config.yaml)."""
-    path = run_dir / "config.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"{run_dir} has no config.yaml: is it a run directory written by `llmrl run`?")
-    return from_dict(RunConfig, yaml.safe_load(path.read_text()), where=str(path))
-
-
-class GlamJob:
-    """One training run; `run()` trains until the env-step budget and returns the run directory."""
-
-    def __init__(self, config: RunConfig, run_dir: Path | None = None, progress: bool = True):
-        self.resuming = run_dir is not None
-        self.run_dir = run_dir if run_dir is not None else new_run_dir(config)
+    def __init__(self, config: RunConfig, runtime):
         self.config = config
-        self.progress = progress
-        self.counters = {"updates": 0, "env_steps": 0, "episodes": 0}
+        self.runtime = runtime
+        self.iteration = 0
+        self.env_steps = 0
+        self.episodes = 0
         self.recent: deque[Episode] = deque(maxlen=config.train.success_window)
-        self.policy = LLMPolicy(config.backend, config.value_head)
-        self.learner = PPOLearner(self.policy, config.ppo, seed=config.train.seed)
-        if self.resuming:
-            self._restore()
-        else:
-            self.run_dir.mkdir(parents=True)
-            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+        learner = config.learner
+        self.learner = runtime.spawn(
+            LearnerHost, functools.partial(PPOLearner.build, config.backend, config.value_head, config.ppo,
+                                           config.train.seed, learner.threads),
+            resources=Resources(learner.cpus, learner.gpus))
+        if runtime.distributed:
+            self.scorer = runtime.scorer(config.backend, config.pool, config.value_head,
+                                         concurrency=config.num_runners + 4)
+            self.sync = ObjectStoreSync(self.scorer.actor)
+        else:  # one process: the runners score with the learner's own policy
+            self.scorer, self.sync = self.learner.obj.learner.policy, SharedPolicySync()
+        self.runners: list[Any] = []
+        self.pending: list[Any] | None = None
+        """The next round's rollouts, launched before the update (train.overlap_rollouts)."""
 
-    def _restore(self) -> None:
-        path = latest_checkpoint(self.run_dir)
-        if path is None:
-            raise FileNotFoundError(f"no checkpoint in {self.run_dir / 'checkpoints'} to resume from")
-        state = load_checkpoint(path)
-        self.policy.load_weights(state["weights"], state["version"])
-        self.learner.optimizer.load_state_dict(state["optimizer"])
-        self.learner.generator.set_state(state["learner_generator"])
-        self.learner.stale_steps, self.learner.dropped_steps = state["stale_steps"], state["dropped_steps"]
-        self.counters = dict(state["counters"])
-        self.recent.extend(Episode(**e) for e in state["recent_episodes"])
-        restore_rng_state(state["rng"])
-
-    def _checkpoint(self) -> Path:
-        path = save_checkpoint(checkpoint_path(self.run_dir, self.counters["updates"]), {
-            "weights": self.policy.get_weights(), "version": self.policy.version,
-            "optimizer": self.learner.optimizer.state_dict(), "learner_generator": self.learner.generator.get_state(),
-            "stale_steps": self.learner.stale_steps, "dropped_steps": self.learner.dropped_steps,
-            "counters": dict(self.counters), "recent_episodes": [dataclasses.asdict(e) for e in self.recent],
-            "rng": rng_state(), "config": to_dict(self.config),
-        })
-        prune_checkpoints(self.run_dir, self.config.train.keep_checkpoints)
-        return path
-
-    def _start_actors(self):
-        c = self.config
-        pool = ray.remote(ScorerPool).options(num_cpus=0, max_concurrency=c.num_runners + 4).remote(
-            c.backend, c.pool, c.value_head)
-        self._publish_weights(pool)
-        # A resumed run seeds its runners afresh (from the update count) rather than replaying old envs.
-        seed = c.runner.seed + 7919 * self.counters["updates"]
-        runner_config = dataclasses.replace(c.runner, seed=seed)
-        runners = [ray.remote(EnvRunner).options(num_cpus=c.runner_cpus).remote(runner_config, RemoteScorer(pool), i)
-                   for i in range(c.num_runners)]
-        return pool, runners
-
-    def _publish_weights(self, pool) -> None:
-        """The learner's weights to every scorer worker, put in the object store once, here."""
-        ray.get(pool.load_weights.remote(StoredWeights.put(self.policy.get_weights()), self.policy.version))
-
-    def run(self) -> Path:
-        c = self.config
-        ensure_ray(c.ray)
-        pool, runners = self._start_actors()
-        bar = tqdm(total=c.train.total_env_steps, initial=self.counters["env_steps"], unit="step",
-                   disable=not self.progress, file=sys.stderr)
-        try:
-            resume_after = self.counters["updates"] if self.resuming else None
-            with MetricsLogger(self.run_dir, resume_after=resume_after) as logger:
-                pending = None
-                while self.counters["env_steps"] < c.train.total_env_steps:
-                    row, pending = self._round(pool, runners, pending)
-                    logger.log(self.counters["updates"], row)
-                    bar.update(int(row["round_env_steps"]))
-                    bar.set_postfix(episodes=int(self.counters["episodes"]), success=_shown(row["success_rate"]),
-                                    ret=_shown(row["mean_return"]), sps=f"{row['steps_per_s']:.2f}")
-                    done = self.counters["env_steps"] >= c.train.total_env_steps
-                    if done or self.counters["updates"] % c.train.checkpoint_every == 0:
-                        self._checkpoint()
-        finally:
-            bar.close()
-            ray.get(pool.shutdown.remote())
-            for actor in [*runners, pool]:
-                ray.kill(actor)
-        plot_curves(self.run_dir, x="env_steps", ys=["success_rate", "mean_return", "loss_value", "entropy"])
-        return self.run_dir
-
-    def _launch_rollouts(self, runners) -> list[ray.ObjectRef]:
-        return [r.rollout.remote(self.config.train.steps_per_update) for r in runners]
-
-    def _round(self, pool, runners, pending: list[ray.ObjectRef] | None) -> tuple[dict[str, float], list | None]:
-        """Rollouts from every runner, one PPO update, weights to the pool: the metrics row, and the
-        next round's rollouts when they were launched before the update (train.overlap_rollouts)."""
+    # ---- the contract ----------------------------------------------------------------------
+    def step(self) -> dict[str, float]:
+        """Rollouts from every runner, one PPO update, weights to the scorers: the metrics row."""
+        if not self.runners:
+            self._start_runners()
         train = self.config.train
         start = time.perf_counter()
-        rollouts: list[Rollout] = ray.get(pending or self._launch_rollouts(runners))
+        rollouts: list[Rollout] = self.runtime.get(self.pending or self._launch_rollouts())
         collect = time.perf_counter() - start
         steps = sum(r.num_steps for r in rollouts)
-        more = self.counters["env_steps"] + steps < train.total_env_steps
-        pending = self._launch_rollouts(runners) if train.overlap_rollouts and more else None
+        more = self.env_steps + steps < train.total_env_steps
+        self.pending = self._launch_rollouts() if train.overlap_rollouts and more else None
         t = time.perf_counter()
-        metrics = self.learner.update(rollouts)
+        metrics = self.runtime.get(self.learner.call("update", rollouts))
         update = time.perf_counter() - t
         t = time.perf_counter()
-        self._publish_weights(pool)
+        version = self._publish_weights()
         sync = time.perf_counter() - t
         finished = [e for r in rollouts for e in r.episodes]
         self.recent.extend(finished)
-        self.counters["updates"] += 1
-        self.counters["env_steps"] += steps
-        self.counters["episodes"] += len(finished)
+        self.iteration += 1
+        self.env_steps += steps
+        self.episodes += len(finished)
         return {
-            **{k: float(v) for k, v in self.counters.items()},
+            **{k: float(v) for k, v in self._counters().items()},
             "round_env_steps": float(steps),
             "success_rate": _mean([float(e.success) for e in self.recent]),
             "mean_return": _mean([e.ret for e in self.recent]),
@@ -163,9 +91,65 @@ class GlamJob:
             "time_env_step_s": max(r.timers["env_step"] for r in rollouts),
             "time_update_s": update,
             "time_weight_sync_s": sync,
-            "policy_version": float(self.policy.version),
+            "policy_version": float(version),
             **metrics,
-        }, pending
+        }
+
+    def finished(self) -> bool:
+        return self.env_steps >= self.config.train.total_env_steps
+
+    def checkpointable(self) -> bool:
+        return True
+
+    def save(self, directory: Path) -> None:
+        self.runtime.get(self.learner.call("save", str(Path(directory) / LEARNER_DIR)))
+        save_state(directory, "glam", {"counters": self._counters(),
+                                       "recent_episodes": [dataclasses.asdict(e) for e in self.recent]})
+
+    def restore(self, directory: Path) -> None:
+        self.runtime.get(self.learner.call("restore", str(Path(directory) / LEARNER_DIR)))
+        state = load_state(directory, "glam")
+        counters = state["counters"]
+        self.iteration, self.env_steps, self.episodes = counters["updates"], counters["env_steps"], counters["episodes"]
+        self.recent.clear()
+        self.recent.extend(Episode(**e) for e in state["recent_episodes"])
+
+    def progress(self, row: dict[str, float]) -> dict[str, str]:
+        return {"episodes": str(self.episodes), "success": _shown(row["success_rate"]),
+                "ret": _shown(row["mean_return"]), "sps": f"{row['steps_per_s']:.2f}"}
+
+    def summary(self) -> dict[str, Any]:
+        success = _mean([float(e.success) for e in self.recent])
+        return {"method": "glam", "env": self.config.runner.env_id, "seed": self.config.train.seed,
+                **self._counters(), "success_rate": success, "mean_return": _mean([e.ret for e in self.recent])}
+
+    def stop(self) -> None:
+        if self.runtime.distributed:
+            self.scorer.shutdown()
+        for handle in [*self.runners, self.learner]:
+            self.runtime.kill(handle)
+        self.runners = []
+
+    # ---- parts -----------------------------------------------------------------------------
+    def _counters(self) -> dict[str, int]:
+        return {"updates": self.iteration, "env_steps": self.env_steps, "episodes": self.episodes}
+
+    def _start_runners(self) -> None:
+        """The env runners, after the learner's weights reached the scorers. A resumed run seeds its
+        runners afresh (from the update count) rather than replaying old envs."""
+        c = self.config
+        self._publish_weights()
+        runner_config = dataclasses.replace(c.runner, seed=c.runner.seed + 7919 * self.iteration)
+        self.runners = [self.runtime.spawn(EnvRunner, runner_config, self.scorer, i,
+                                           resources=Resources(c.runner_cpus))
+                        for i in range(c.num_runners)]
+
+    def _publish_weights(self) -> int:
+        """The learner's weights to every scorer (through the weight sync); returns their version."""
+        return self.runtime.get(self.learner.call("publish", self.sync))
+
+    def _launch_rollouts(self) -> list[Any]:
+        return [r.call("rollout", self.config.train.steps_per_update) for r in self.runners]
 
 
 def _mean(values: list[float]) -> float:

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from cluster.config import check_range, require
+
 
 @dataclass(frozen=True)
 class PPOConfig:
@@ -46,3 +48,13 @@ class PPOConfig:
     policy, exact also for lagged rollouts; no extra pass); "recompute" runs the learner's weights
     over the batch before the update (one more forward per step; for workers that score in a
     lower precision than the learner)."""
+
+    def __post_init__(self):
+        check_range(self, "lr", "clip", "adam_eps", "max_grad_norm", gt=0)
+        check_range(self, "value_clip", gt=0, none_ok=True)
+        check_range(self, "gamma", gt=0, le=1)
+        check_range(self, "gae_lambda", ge=0, le=1)
+        require(len(self.betas) == 2, "betas", self.betas, "must be two numbers, e.g. [0.9, 0.999]")
+        check_range(self, "betas", ge=0, lt=1)
+        check_range(self, "entropy_coef", "value_coef", "max_policy_lag", ge=0)
+        check_range(self, "epochs", "minibatch_size", "micro_batch_size", ge=1)

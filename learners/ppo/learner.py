@@ -2,15 +2,21 @@
 bonus, gradient clipping, epochs of minibatches that recompute log-probs and values."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from learners.ppo.config import PPOConfig
-from learners.ppo.ppo_math import candidate_log_policy, entropy, gae, normalize, ppo_loss
+from learners.ppo.ppo_math import gae, normalize, ppo_loss
 from learners.rollout import Rollout
+from learners.state_io import load_state, save_state
+from policies.action_distribution import candidate_log_policy, entropy
+from policies.config import BackendConfig
 from policies.llm_policy import LLMPolicy
+from policies.value_head import ValueHeadConfig
 
 
 @dataclass
@@ -53,9 +59,36 @@ class PPOLearner:
         self.last_policy_lag = 0.0
         """Mean versions between the policy that acted and the learner, over the last batch."""
 
+    @classmethod
+    def build(cls, backend: BackendConfig, value_head: ValueHeadConfig, config: PPOConfig, seed: int = 0,
+              threads: int = 0) -> "PPOLearner":
+        """A learner with a fresh policy, built where it will run (a learner actor builds its own model)."""
+        policy = LLMPolicy(backend, value_head)
+        if threads:  # -1: every core
+            torch.set_num_threads((os.cpu_count() or 1) if threads < 0 else threads)
+        return cls(policy, config, seed)
+
     @property
     def version(self) -> int:
         return self.policy.version
+
+    def get_weights(self) -> dict[str, torch.Tensor]:
+        return self.policy.get_weights()
+
+    def save(self, directory: Path) -> None:
+        """Policy weights (the adapter with LoRA) and value head, optimizer, minibatch RNG and counters."""
+        save_state(directory, "policy", {"version": self.version, "weights": self.policy.get_weights()})
+        save_state(directory, "learner", {
+            "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
+            "stale_steps": self.stale_steps, "dropped_steps": self.dropped_steps})
+
+    def restore(self, directory: Path) -> None:
+        """Continue from what `save` wrote."""
+        load_policy(self.policy, directory)
+        state = load_state(directory, "learner")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.stale_steps, self.dropped_steps = state["stale_steps"], state["dropped_steps"]
 
     def batch_from(self, rollouts: Sequence[Rollout]) -> Batch:
         """GAE per rollout, then all steps flattened (stale ones counted, dropped if configured)."""
@@ -82,7 +115,7 @@ class PPOLearner:
 
     def evaluate(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """log pi(action), entropy and value for each step of `batch` (differentiable)."""
-        request = self.policy.backend.encode(batch.prompts, batch.candidates)
+        request = self.policy.encode(batch.prompts, batch.candidates)
         pairs, values = self.policy.evaluate(request)
         widest = max(len(c) for c in batch.candidates)
         scores = torch.zeros(len(batch), widest, device=pairs.sums.device)
@@ -109,20 +142,20 @@ class PPOLearner:
             return {"stale_steps": float(self.stale_steps), "dropped_steps": float(self.dropped_steps)}
         old_logp = batch.old_logprobs
         if c.old_logprobs == "recompute":
-            self.policy.backend.model.eval()
+            self.policy.train(False)
             with torch.no_grad():
                 old_logp = torch.cat([self.evaluate(m)[0] for m in self._micro_batches(batch)])
         sums: dict[str, float] = {}
         updates = 0
-        self.policy.backend.model.train()
+        self.policy.train(True)
         for _ in range(c.epochs):
             order = torch.randperm(len(batch), generator=self.generator).tolist()
             for start in range(0, len(batch), c.minibatch_size):
                 index = order[start:start + c.minibatch_size]
                 self._minibatch_step(batch.select(index), old_logp[index], sums)
                 updates += 1
-        self.policy.backend.model.eval()
-        self.policy.backend.version += 1
+        self.policy.train(False)
+        self.policy.next_version()
         metrics = {k: v / updates for k, v in sums.items()}
         metrics.update(stale_steps=float(self.stale_steps), dropped_steps=float(self.dropped_steps),
                        policy_lag=self.last_policy_lag,
@@ -149,6 +182,12 @@ class PPOLearner:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), c.max_grad_norm)
         sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
         self.optimizer.step()
+
+
+def load_policy(policy: LLMPolicy, directory: Path) -> None:
+    """Load the policy weights (and their version) a PPOLearner saved in `directory`."""
+    state = load_state(directory, "policy")
+    policy.load_weights(state["weights"], state["version"])
 
 
 def _explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:

@@ -1,4 +1,4 @@
-"""PPO's pure math: GAE, the text-action distribution, clipped losses. Tensors in, tensors out."""
+"""PPO's pure math: GAE, clipped losses, normalization. Tensors in, tensors out."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,17 +23,6 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor, 
         running = delta + gamma * lam * (1.0 - episode_end[t].float()) * running
         advantages[t] = running
     return advantages, advantages + values
-
-
-def candidate_log_policy(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """log pi over each row's candidates: log-softmax of scores [B, K] where mask [B, K] is True (else -inf)."""
-    return torch.log_softmax(scores.float().masked_fill(~mask, float("-inf")), dim=-1)
-
-
-def entropy(log_policy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Entropy of each row's candidate distribution [B]."""
-    p = log_policy.exp()
-    return -(p * log_policy.masked_fill(~mask, 0.0)).sum(-1)
 
 
 @dataclass
