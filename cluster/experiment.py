@@ -11,6 +11,7 @@ A run directory:
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -89,7 +90,12 @@ class Experiment:
         if self.resuming and checkpoint is None:
             raise CheckpointError(f"no checkpoint in {self.run_dir / 'checkpoints'} to resume from")
         runtime = self.runtime or make_runtime(c.use_ray, c.ray)
-        algorithm = algorithm_class(c.method)(c, runtime, **self.algorithm_options)
+        try:
+            algorithm = algorithm_class(c.method)(c, runtime, **self.algorithm_options)
+        except BaseException:
+            if self.runtime is None:
+                runtime.shutdown()  # actors spawned before the failure
+            raise
         bar = None
         try:
             if checkpoint is not None:
@@ -107,7 +113,8 @@ class Experiment:
             algorithm.stop()
             if self.runtime is None:
                 runtime.shutdown()
-        (self.run_dir / SUMMARY_NAME).write_text(json.dumps(algorithm.summary(), indent=2))
+        summary = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in algorithm.summary().items()}
+        (self.run_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2))  # NaN (no episode yet) as null
         for plot in algorithm.plots:
             plot_curves(self.run_dir, x=plot.x, ys=list(plot.ys), path=self.run_dir / plot.filename)
         return self.run_dir

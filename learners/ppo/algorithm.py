@@ -17,6 +17,7 @@ from typing import Any
 
 from actors.env_runner import EnvRunner
 from actors.learner_actor import LearnerHost
+from actors.scorer_pool import RemoteScorer
 from actors.weight_sync import ObjectStoreSync, SharedPolicySync
 from cluster.runtime import Resources
 from learners.algorithm import Plot
@@ -140,7 +141,8 @@ class GlamAlgorithm:
         c = self.config
         self._publish_weights()
         runner_config = dataclasses.replace(c.runner, seed=c.runner.seed + 7919 * self.iteration)
-        self.runners = [self.runtime.spawn(EnvRunner, runner_config, self.scorer, i,
+        scorer = RemoteScorer(self.scorer.actor) if self.runtime.distributed else self.scorer  # no shutdown hook
+        self.runners = [self.runtime.spawn(EnvRunner, runner_config, scorer, i,
                                            resources=Resources(c.runner_cpus))
                         for i in range(c.num_runners)]
 
