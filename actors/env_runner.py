@@ -130,6 +130,7 @@ class EnvRunner:
         for n, (env, action) in enumerate(zip(self.envs, actions)):
             _, reward, term, trunc, info = env.step(action)
             self.builders[n].step(action, info["descriptions"])
+            self._set_actions(n, info["actions"])  # admissible actions may change every step (TextWorld)
             self.episode_return[n] += float(reward)
             self.episode_length[n] += 1
             final_prompts.append(self.builders[n].render())
@@ -139,11 +140,18 @@ class EnvRunner:
                 self.episode_return[n], self.episode_length[n] = 0.0, 0
                 _, info = env.reset()
                 self.builders[n].reset(info["mission"], info["descriptions"])
-                self.candidates[n] = [" " + a for a in info["actions"]]
+                self._set_actions(n, info["actions"])
             rewards.append(float(reward))
             terminated.append(bool(term))
             truncated.append(bool(trunc))
         return rewards, terminated, truncated, final_prompts
+
+    def _set_actions(self, n: int, actions) -> None:
+        """Env n's admissible actions: the candidates scored next, and the prompt's action list."""
+        if not actions:
+            raise ValueError(f"env {self.config.env_id} offered no admissible action; a text env must list at least one")
+        self.builders[n].actions = tuple(actions)
+        self.candidates[n] = [" " + a for a in actions]
 
     def _next_values(self, columns: dict[str, list], cut: dict[tuple[int, int], tuple[str, list[str]]]) -> list:
         """V of the observation after each step, the one place bootstrap values come from: 0 after a

@@ -14,6 +14,7 @@ from cluster.config import ConfigError, apply_overrides, from_dict
 METHODS = {
     "glam": "learners.ppo.algorithm:GlamAlgorithm",
     "icpi": "learners.icpi.algorithm:IcpiAlgorithm",
+    "dqn_prior": "learners.dqn_prior.algorithm:DQNPriorAlgorithm",
 }
 
 

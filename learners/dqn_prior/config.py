@@ -1,0 +1,118 @@
+"""DQN-Prior hyperparameters (the reference's in the comments) and the run config."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from actors.scorer_pool import PoolConfig
+from cluster.config import ConfigError, check_range, require
+from cluster.ray_runtime import RayConfig
+from learners.algorithm import ScheduleConfig
+from policies.config import BackendConfig
+from policies.text_encoder import EncoderConfig
+
+
+@dataclass(frozen=True)
+class DQNPriorConfig:
+    """How the agent acts and learns."""
+
+    use_prior: bool = True
+    """Act among the LLM's proposals, weighted by the prior; false: the DQN baseline over every
+    admissible action (no LLM)."""
+    prior: Literal["proposals", "exact"] = "proposals"
+    """proposals: p_hat from k sampled proposals (counts); exact: p_LLM of every admissible action,
+    scored by the scorer pool (candidates = all admissible actions)."""
+    k: int = 5
+    """Proposals per state (reference 5)."""
+    tau: float = 0.1
+    """Temperature of Q in the posterior softmax(Q / tau + log p_LLM) (reference 0.1)."""
+    epsilon: float = 0.0
+    """Probability of a uniformly random candidate instead of a posterior draw."""
+    proposal_temperature: float = 1.0
+    proposal_top_p: float = 1.0
+    proposal_max_new_tokens: int = 10
+    max_resamples: int = 2
+    """Extra generations for proposals that matched no admissible command."""
+    match_threshold: float = 0.8
+    """Fuzzy matching: the least difflib similarity ratio accepted (learners/dqn_prior/proposals.py)."""
+    gamma: float = 0.99
+    lr: float = 5e-4
+    """AdamW learning rate of the Q-network's MLP (reference 5e-4)."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """MLP widths on the frozen encoder's features (reference 64, 64)."""
+    batch_size: int = 64
+    replay_capacity: int = 4000
+    learning_starts: int = 64
+    """Transitions collected before the first update."""
+    updates_per_episode: int = 10
+    """Gradient steps after each episode."""
+    max_grad_norm: float = 1.0
+    double_dqn: bool = True
+    """Target: Q_target at the online network's argmax over the s' candidates (else max of Q_target)."""
+    target_update: Literal["soft", "hard"] = "soft"
+    target_tau: float = 0.005
+    """Soft update rate (reference 0.005)."""
+    target_every: int = 20
+    """Hard update: copy the online network every this many updates (reference 20)."""
+
+    def __post_init__(self):
+        check_range(self, "k", "proposal_max_new_tokens", "batch_size", "replay_capacity", "updates_per_episode",
+                    "target_every", ge=1)
+        check_range(self, "hidden_sizes", ge=1)
+        check_range(self, "tau", "lr", "proposal_temperature", "max_grad_norm", gt=0)
+        check_range(self, "epsilon", "match_threshold", ge=0, le=1)
+        check_range(self, "proposal_top_p", "gamma", "target_tau", gt=0, le=1)
+        check_range(self, "max_resamples", "learning_starts", ge=0)
+
+
+@dataclass(frozen=True)
+class PriorEnvConfig:
+    """The text env the agent plays."""
+
+    id: str = "llmrl/FrozenLake4x4-v0"
+    """A registered text env id (info carries mission, descriptions, actions)."""
+    kwargs: dict = field(default_factory=dict)
+    """Further keyword arguments for gymnasium.make."""
+
+
+@dataclass(frozen=True)
+class PriorTrainConfig(ScheduleConfig):
+    """How long to run (one iteration = one episode), where to write, how often to checkpoint."""
+
+    total_env_steps: int = 2000
+    success_window: int = 20
+    """Success rate and mean return are over the last this many episodes."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_range(self, "success_window", ge=1)
+
+
+@dataclass(frozen=True)
+class DQNPriorRunConfig:
+    """A DQN-Prior (or DQN baseline) run: the env, the agent, the LLM prior and where it runs, the schedule."""
+
+    method: Literal["dqn_prior"] = "dqn_prior"
+    """The method this config runs (see cluster/methods.py)."""
+    name: str = "dqn_prior"
+    """Run name: outputs go to train.output_dir/name."""
+    env: PriorEnvConfig = field(default_factory=PriorEnvConfig)
+    dqn: DQNPriorConfig = field(default_factory=DQNPriorConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    backend: BackendConfig = field(default_factory=BackendConfig)
+    """The LLM that proposes (and, with prior: exact, scores) actions."""
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+    use_ray: bool = True
+    """Ask the LLM through a Ray scorer pool (false: in-process). The DQN baseline starts no Ray."""
+    train: PriorTrainConfig = field(default_factory=PriorTrainConfig)
+
+    def __post_init__(self):
+        require(self.dqn.use_prior or self.dqn.prior == "proposals", "dqn.prior", self.dqn.prior,
+                "only matters with dqn.use_prior: true")
+        import envs  # noqa: F401  (registers the ids)
+        import gymnasium
+
+        if self.env.id not in gymnasium.registry:
+            known = ", ".join(sorted(k for k in gymnasium.registry if k.startswith("llmrl/")))
+            raise ConfigError(f"env.id: {self.env.id!r} is not a registered env; choose one of {known}")

@@ -1,0 +1,88 @@
+"""The Q-network learner: an MLP on frozen text features of (state, action), a target copy, AdamW, TD loss."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from learners.dqn_prior.config import DQNPriorConfig
+from learners.dqn_prior.posterior import next_state_values, td_targets
+from learners.dqn_prior.replay import Transition, pair_texts
+from learners.state_io import load_state, save_state
+from policies.text_encoder import TextEncoder
+
+
+def q_mlp(input_size: int, hidden_sizes: Sequence[int], seed: int) -> nn.Sequential:
+    """input -> hidden (ReLU) ... -> 1, initialised from `seed`."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    width = input_size
+    for size in hidden_sizes:
+        layers += [nn.Linear(width, size), nn.ReLU()]
+        width = size
+    layers.append(nn.Linear(width, 1))
+    torch.random.set_rng_state(generator_state)
+    return nn.Sequential(*layers)
+
+
+class QLearner:
+    """Q(s, a) = MLP(encoder("Observation: s, Action: a.")); only the MLP trains."""
+
+    def __init__(self, encoder: TextEncoder, config: DQNPriorConfig, seed: int = 0):
+        self.encoder = encoder
+        self.config = config
+        self.online = q_mlp(encoder.dim, config.hidden_sizes, seed)
+        self.target = copy.deepcopy(self.online).requires_grad_(False)
+        self.optimizer = torch.optim.AdamW(self.online.parameters(), lr=config.lr)
+        self.updates = 0
+
+    def q_values(self, state: str, actions: Sequence[str], target: bool = False) -> torch.Tensor:
+        """[len(actions)] Q-values (no gradient)."""
+        if not actions:
+            return torch.zeros(0)
+        with torch.no_grad():
+            return (self.target if target else self.online)(self.encoder.encode(pair_texts(state, actions))).squeeze(-1)
+
+    def update(self, batch: Sequence[Transition]) -> dict[str, float]:
+        """One gradient step on the TD loss; then the target update."""
+        c = self.config
+        next_target = [self.q_values(t.next_state, t.next_actions, target=True) for t in batch]
+        next_online = [self.q_values(t.next_state, t.next_actions) for t in batch] if c.double_dqn else None
+        rewards = torch.tensor([t.reward for t in batch], dtype=torch.float32)
+        terminated = torch.tensor([t.terminated for t in batch])
+        targets = td_targets(rewards, terminated, next_state_values(next_target, next_online), c.gamma)
+        features = self.encoder.encode([pair_texts(t.state, [t.action])[0] for t in batch])
+        q = self.online(features).squeeze(-1)
+        loss = nn.functional.mse_loss(q, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = nn.utils.clip_grad_norm_(self.online.parameters(), c.max_grad_norm)
+        self.optimizer.step()
+        self.updates += 1
+        self._update_target()
+        return {"loss_td": float(loss.detach()), "q_mean": float(q.detach().mean()), "grad_norm": float(grad_norm)}
+
+    def _update_target(self) -> None:
+        c = self.config
+        if c.target_update == "hard":
+            if self.updates % c.target_every == 0:
+                self.target.load_state_dict(self.online.state_dict())
+            return
+        with torch.no_grad():
+            for target, online in zip(self.target.parameters(), self.online.parameters()):
+                target.lerp_(online, c.target_tau)
+
+    def save(self, directory: Path) -> None:
+        save_state(directory, "q_learner", {"online": self.online.state_dict(), "target": self.target.state_dict(),
+                                            "optimizer": self.optimizer.state_dict(), "updates": self.updates})
+
+    def restore(self, directory: Path) -> None:
+        state = load_state(directory, "q_learner")
+        self.online.load_state_dict(state["online"])
+        self.target.load_state_dict(state["target"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = state["updates"]
