@@ -75,18 +75,41 @@ def worker_resources(pool: PoolConfig, backend: BackendConfig) -> dict[str, floa
     return {"CPU": pool.cpus_per_worker, "GPU": pool.gpus_per_worker}
 
 
+def scorer_roles(pool: PoolConfig, backend: BackendConfig) -> list[tuple[str, dict[str, float]]]:
+    """(role, placement bundle) of each scorer worker of a pool: what an algorithm's `resource_roles` lists."""
+    bundle = worker_bundle(worker_resources(pool, backend))
+    return [(f"scorer_worker[{i}]", dict(bundle)) for i in range(pool.num_workers)]
+
+
 def worker_bundle(resources: dict[str, float]) -> dict[str, float]:
     """The placement-group bundle that reserves one worker's resources (zero amounts left out)."""
     return {name: amount for name, amount in resources.items() if amount > 0}
 
 
-def trial_group_strategy() -> PlacementGroupSchedulingStrategy | None:
+def trial_group_strategy(bundle_index: int = -1) -> PlacementGroupSchedulingStrategy | None:
     """Inside a placement group made for us (a Ray Tune trial's, which reserved a bundle for every actor of
-    the trial: cluster/tune.py resource_bundles), schedule into it, in any bundle that fits, and make no group
-    of our own; None outside any placement group."""
+    the trial: cluster/tune.py resource_bundles), schedule into its bundle `bundle_index` (-1: any that fits)
+    and make no group of our own; None outside any placement group."""
     group = get_current_placement_group()
     return None if group is None else PlacementGroupSchedulingStrategy(
-        group, placement_group_bundle_index=-1, placement_group_capture_child_tasks=True)
+        group, placement_group_bundle_index=bundle_index, placement_group_capture_child_tasks=True)
+
+
+def claim_trial_bundles(bundle: dict[str, float], taken: set[int], count: int = 1) -> list[int]:
+    """Indices of `count` bundles of the current (trial's) placement group that hold exactly `bundle`, past
+    bundle 0 (the trial's own) and not in `taken` (which they are added to); [] when there are fewer. Actors
+    pinned to bundles of their own size cannot fragment the group ("any bundle that fits" can: a small actor
+    in a large bundle leaves a large actor no room)."""
+    group = get_current_placement_group()
+    if group is None or not bundle:
+        return []
+    same = [i for i, spec in enumerate(group.bundle_specs) if i > 0 and i not in taken
+            and {k for k, v in spec.items() if v > 0} == set(bundle)
+            and all(abs(spec[k] - v) < 1e-9 for k, v in bundle.items())]
+    if len(same) < count:
+        return []
+    taken.update(same[:count])
+    return same[:count]
 
 
 class RemoteScorer:
@@ -118,7 +141,9 @@ class ScorerPool:
     """Routes score / generate / hidden requests over N scorer workers; thread-safe."""
 
     def __init__(self, backend: BackendConfig, pool: PoolConfig = PoolConfig(),
-                 value_head: ValueHeadConfig | None = None):
+                 value_head: ValueHeadConfig | None = None, bundle_indices: Sequence[int] = ()):
+        """`bundle_indices`: inside a Ray Tune trial, the bundles of the trial's placement group reserved for the
+        workers (one each; cluster/runtime.py RayRuntime.scorer claims them); none: any bundle that fits."""
         if pool.num_workers < 1:
             raise ValueError(f"pool.num_workers={pool.num_workers}: need at least one scorer worker")
         if not ray.is_initialized():
@@ -136,6 +161,9 @@ class ScorerPool:
         self._workers: list[Any] = []
         self._groups: dict[Any, PlacementGroup] = {}
         """Each worker's placement group (one bundle: its CPUs and GPUs, on one node)."""
+        self._free_bundles = list(bundle_indices)
+        self._bundles: dict[Any, int] = {}
+        """Inside a Tune trial: each worker's bundle of the trial's group."""
         self.restarts = 0
         self.add_workers(pool.num_workers)
 
@@ -153,10 +181,12 @@ class ScorerPool:
         with self._lock:
             return list(self._workers)
 
-    def _start_worker(self, group: PlacementGroup | None = None):
+    def _start_worker(self, group: PlacementGroup | None = None, bundle: int | None = None):
         """A ready worker holding the pool's current weights, in `group` (default: a new placement group;
-        inside a Ray Tune trial: the trial's group, which holds the worker's bundle)."""
-        strategy = trial_group_strategy() if group is None else None
+        inside a Ray Tune trial: the trial's group, in `bundle` or a free reserved one)."""
+        if group is None and bundle is None and self._free_bundles:
+            bundle = self._free_bundles.pop(0)
+        strategy = trial_group_strategy(-1 if bundle is None else bundle) if group is None else None
         if strategy is None:
             group = group or reserve_bundle(worker_bundle(self.resources), self.config.placement_timeout_s,
                                             what="scorer worker")
@@ -173,9 +203,13 @@ class ScorerPool:
         except _WORKER_LOST as e:
             if group is not None:
                 remove_placement_group(group)
+            if bundle is not None:
+                self._free_bundles.append(bundle)
             raise WorkerStartError(f"a scorer worker for model {self.backend_config.model!r} failed to start: {e}") from e
         if group is not None:
             self._groups[worker] = group
+        if bundle is not None:
+            self._bundles[worker] = bundle
         return worker
 
     def _stop(self, worker) -> None:
@@ -184,6 +218,8 @@ class ScorerPool:
         group = self._groups.pop(worker, None)
         if group is not None:
             remove_placement_group(group)
+        if worker in self._bundles:
+            self._free_bundles.append(self._bundles.pop(worker))
 
     def _check_capacity(self, total_workers: int) -> None:
         """Fail fast (instead of waiting forever) when the cluster cannot hold that many workers."""
@@ -225,7 +261,7 @@ class ScorerPool:
                 ray.kill(dead, no_restart=True)
             except Exception:  # already gone
                 pass
-            fresh = self._start_worker(self._groups.pop(dead, None))  # into the dead worker's reservation
+            fresh = self._start_worker(self._groups.pop(dead, None), self._bundles.pop(dead, None))  # its reservation
             self._workers[index] = fresh
             self._replacements[dead] = fresh
             self.restarts += 1

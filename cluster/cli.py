@@ -53,6 +53,37 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--no-progress", action="store_true", help="no trial status tables while it runs")
     tune.set_defaults(handler=_tune)
 
+    collect = commands.add_parser("collect", help="write an offline dataset (for CQL-Prior) from a behaviour policy")
+    collect.add_argument("config", help="collect config (YAML), e.g. configs/collect/frozenlake.yaml")
+    collect.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                         help="override a collect config value by its dotted key, e.g. --set behaviour=llm "
+                              "(repeatable)")
+    collect.set_defaults(handler=lambda args: _lazy("learners.cql_prior.collect", "collect_command")(args))
+
+    submit = commands.add_parser("submit", help="run a config as a Ray Job on a cluster (llmrl run, remotely)")
+    submit.add_argument("config", help="run config (YAML) inside this repository, which the job uploads")
+    submit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="override a config value by its dotted key (repeatable), as with llmrl run")
+    _add_jobs_address(submit)
+    submit.add_argument("--python", default=None, metavar="PATH",
+                        help="the interpreter (with this project installed) the job runs on the head (default: this "
+                             "one, right for a local head); on a cluster from ray_config.yaml: "
+                             "'~/llmrl-venv/bin/python'")
+    submit.set_defaults(handler=_submit)
+
+    jobs = commands.add_parser("jobs", help="list, inspect, follow or stop Ray Jobs (llmrl submit's runs)")
+    job_commands = jobs.add_subparsers(dest="jobs_command", required=True)
+    _add_jobs_address(job_commands.add_parser("list", help="every job of the cluster, oldest first"))
+    for name, help_text in (("status", "a job's status and message"), ("logs", "a job's output so far"),
+                            ("stop", "stop a running job")):
+        sub = job_commands.add_parser(name, help=help_text)
+        sub.add_argument("job_id", metavar="ID", help="the submission id llmrl submit printed")
+        _add_jobs_address(sub)
+        if name == "logs":
+            sub.add_argument("--follow", action="store_true",
+                             help="stream the logs until the job ends; exit status 0 only if it SUCCEEDED")
+    jobs.set_defaults(handler=_jobs)
+
     evaluation = commands.add_parser("eval", help="success rate and mean return of a checkpoint or a baseline")
     evaluation.add_argument("checkpoint", nargs="?", default=None,
                             help="a checkpoint directory written by llmrl run (RUN_DIR/checkpoints/checkpoint_N)")
@@ -83,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_ppo_update(benches.add_parser("ppo-update",
                                             help="PPO update and weight sync: new way vs old, same run"))
+    from benchmarks.priors import add_arguments as add_bench_priors
+
+    add_bench_priors(benches.add_parser("priors", help="DQN-Prior vs DQN: env steps to a success rate, curves"))
     return parser
 
 
@@ -119,6 +153,47 @@ def _tune(args: argparse.Namespace) -> int:
 
     results = run_sweep(args.sweep, resume=args.resume, progress=not args.no_progress)
     return 0 if results.rows and all(r["status"] == "TERMINATED" for r in results.rows) else 1
+
+
+def _add_jobs_address(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", default=None, metavar="URL",
+                        help="the cluster's dashboard, e.g. http://HEAD:8265 (default: RAY_ADDRESS, else "
+                             "http://127.0.0.1:8265); token from RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token")
+
+
+def _submit(args: argparse.Namespace) -> int:
+    from cluster.jobs import JobsError, describe_submission, normalize_address, submit
+
+    try:
+        plan = submit(args.config, args.overrides, address=args.address, python=args.python)
+        print(describe_submission(plan, normalize_address(args.address)))
+    except JobsError as e:
+        raise UsageError(str(e)) from None
+    return 0
+
+
+def _jobs(args: argparse.Namespace) -> int:
+    from cluster.jobs import Jobs, JobsError, describe_jobs
+
+    try:
+        jobs = Jobs(args.address)
+        if args.jobs_command == "list":
+            print(describe_jobs(jobs.list()))
+        elif args.jobs_command == "status":
+            info = jobs.status(args.job_id)
+            print(f"{args.job_id}: {info.status.value}" + (f" ({info.message})" if info.message else ""))
+        elif args.jobs_command == "logs" and args.follow:
+            status = jobs.follow(args.job_id)
+            print(f"llmrl jobs: {args.job_id} {status}", file=sys.stderr)
+            return 0 if status == "SUCCEEDED" else 1
+        elif args.jobs_command == "logs":
+            print(jobs.logs(args.job_id), end="")
+        else:
+            print(f"{args.job_id}: " + ("stop requested" if jobs.stop(args.job_id) else
+                                        f"already ended ({jobs.status(args.job_id).status.value})"))
+    except JobsError as e:
+        raise UsageError(str(e)) from None
+    return 0
 
 
 def _plots_of(method: str):

@@ -15,6 +15,7 @@ METHODS = {
     "glam": "learners.ppo.algorithm:GlamAlgorithm",
     "icpi": "learners.icpi.algorithm:IcpiAlgorithm",
     "dqn_prior": "learners.dqn_prior.algorithm:DQNPriorAlgorithm",
+    "cql_prior": "learners.cql_prior.algorithm:CQLPriorAlgorithm",
 }
 
 

@@ -1,6 +1,7 @@
 """Starting or joining Ray: embedded local Ray by default, an address to join a cluster."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import ray
@@ -32,8 +33,9 @@ def ensure_ray(config: RayConfig | None = None) -> None:
     if ray.is_initialized():
         return
     config = config or RayConfig()
-    if config.address is not None:
-        ray.init(address=config.address)
+    address = config.address or os.environ.get("RAY_ADDRESS")  # a Ray Job's entrypoint gets RAY_ADDRESS
+    if address is not None:
+        ray.init(address=address)
         return
     ray.init(
         num_cpus=config.num_cpus,

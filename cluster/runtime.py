@@ -90,15 +90,19 @@ class RayRuntime:
         self.config = config
         self.placement_timeout_s = placement_timeout_s
         self._spawned: list[RayHandle] = []
+        self._bundles: dict[RayHandle, list[int]] = {}
+        """Inside a Tune trial: the bundles of the trial's group each actor (a pool: its workers) was given."""
+        self._taken: set[int] = set()
 
     def spawn(self, cls: type, *args, resources: Resources = Resources(), concurrency: int = 1, **kwargs) -> RayHandle:
         import ray
 
         from actors.placement import reserve_bundle, scheduling_in
-        from actors.scorer_pool import trial_group_strategy
+        from actors.scorer_pool import claim_trial_bundles, trial_group_strategy
 
         ensure_ray(self.config)  # started on first use: a run that spawns nothing starts no Ray
-        strategy = trial_group_strategy()  # inside a Ray Tune trial: into the trial's group, no group of our own
+        claimed = claim_trial_bundles(resources.bundle(), self._taken)  # inside a Ray Tune trial: a bundle
+        strategy = trial_group_strategy(claimed[0] if claimed else -1)  # of the trial's group; no group of our own
         group = reserve_bundle(resources.bundle(), self.placement_timeout_s, what=cls.__name__) \
             if strategy is None and resources.bundle() else None
         options: dict[str, Any] = {"num_cpus": resources.cpus, "num_gpus": resources.gpus,
@@ -109,6 +113,8 @@ class RayRuntime:
             options["scheduling_strategy"] = strategy
         handle = RayHandle(ray.remote(cls).options(**options).remote(*args, **kwargs), group)
         self._spawned.append(handle)
+        if claimed:
+            self._bundles[handle] = claimed
         return handle
 
     def get(self, futures: Any) -> Any:
@@ -120,9 +126,13 @@ class RayRuntime:
                concurrency: int = 4):
         """The scoring interface (score, generate) of a ScorerPool actor routing over pool.num_workers
         scorer workers; `concurrency`: requests the router serves at once."""
-        from actors.scorer_pool import RemoteScorer, ScorerPool
+        from actors.scorer_pool import RemoteScorer, ScorerPool, claim_trial_bundles, worker_bundle, worker_resources
 
-        handle = self.spawn(ScorerPool, backend, pool, value_head, resources=Resources(0.0), concurrency=concurrency)
+        ensure_ray(self.config)
+        bundles = claim_trial_bundles(worker_bundle(worker_resources(pool, backend)), self._taken, pool.num_workers)
+        handle = self.spawn(ScorerPool, backend, pool, value_head, bundle_indices=bundles, resources=Resources(0.0),
+                            concurrency=concurrency)
+        self._bundles[handle] = self._bundles.get(handle, []) + bundles
         return RemoteScorer(handle.actor, on_shutdown=lambda: self.kill(handle))
 
     def kill(self, handle: RayHandle) -> None:
@@ -134,6 +144,7 @@ class RayRuntime:
         ray.kill(handle.actor)
         if handle.group is not None:
             remove_placement_group(handle.group)
+        self._taken.difference_update(self._bundles.pop(handle, []))
         self._spawned.remove(handle)
 
     def shutdown(self) -> None:

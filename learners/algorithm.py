@@ -60,6 +60,10 @@ class Algorithm(Protocol):
     env_steps: int
     """Env steps done (all envs together): the progress bar."""
 
+    @staticmethod
+    def resource_roles(config: Any) -> list[tuple[str, dict[str, float]]]:
+        """(role, placement-group bundle) of every actor a run of `config` starts (Tune reserves them per trial)."""
+
     def step(self) -> dict[str, float]:
         """One iteration (GLAM: rollouts + one PPO update; ICPI: one env step); its metrics row."""
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from actors.env_runner import make_text_env
+from actors.scorer_pool import scorer_roles
 from learners.algorithm import Plot
 from learners.dqn_prior.config import DQNPriorRunConfig
 from learners.dqn_prior.learner import QLearner
@@ -55,6 +56,11 @@ class DQNPriorAlgorithm:
         self.iteration = 0
         self.env_steps = 0
         self.recent: deque[dict[str, float]] = deque(maxlen=c.train.success_window)
+
+    @staticmethod
+    def resource_roles(config: DQNPriorRunConfig) -> list[tuple[str, dict[str, float]]]:
+        """(role, placement bundle) of every actor a run starts: the scorer workers of the LLM prior."""
+        return scorer_roles(config.pool, config.backend) if config.dqn.use_prior else []
 
     # ---- the contract ----------------------------------------------------------------------
     def step(self) -> dict[str, float]:

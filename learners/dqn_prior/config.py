@@ -110,9 +110,14 @@ class DQNPriorRunConfig:
     def __post_init__(self):
         require(self.dqn.use_prior or self.dqn.prior == "proposals", "dqn.prior", self.dqn.prior,
                 "only matters with dqn.use_prior: true")
-        import envs  # noqa: F401  (registers the ids)
-        import gymnasium
+        check_env_id(self.env.id)
 
-        if self.env.id not in gymnasium.registry:
-            known = ", ".join(sorted(k for k in gymnasium.registry if k.startswith("llmrl/")))
-            raise ConfigError(f"env.id: {self.env.id!r} is not a registered env; choose one of {known}")
+
+def check_env_id(env_id: str) -> None:
+    """ConfigError naming env.id unless `env_id` is a registered env (the llmrl/ ids are listed)."""
+    import envs  # noqa: F401  (registers the ids)
+    import gymnasium
+
+    if env_id not in gymnasium.registry:
+        known = ", ".join(sorted(k for k in gymnasium.registry if k.startswith("llmrl/")))
+        raise ConfigError(f"env.id: {env_id!r} is not a registered env; choose one of {known}")

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from actors.scorer_pool import scorer_roles
 from envs.icpi.base import IcpiEnv, TimeStep
 from learners.algorithm import Plot
 from learners.icpi.baselines import LLM_AGENTS, make_agent
@@ -72,6 +73,11 @@ class IcpiAlgorithm:
         """The current observation; None between episodes (the next step resets the env)."""
         self.optimal = 0.0
         self.trajectory: list[TimeStep] = []
+
+    @staticmethod
+    def resource_roles(config: ICPIRunConfig) -> list[tuple[str, dict[str, float]]]:
+        """(role, placement bundle) of every actor a run starts: the scorer workers of an LLM agent."""
+        return scorer_roles(config.pool, config.backend) if config.agent in LLM_AGENTS else []
 
     @property
     def env_steps(self) -> int:

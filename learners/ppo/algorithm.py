@@ -17,7 +17,7 @@ from typing import Any
 
 from actors.env_runner import EnvRunner
 from actors.learner_actor import LearnerHost
-from actors.scorer_pool import RemoteScorer
+from actors.scorer_pool import RemoteScorer, scorer_roles
 from actors.weight_sync import ObjectStoreSync, SharedPolicySync
 from cluster.runtime import Resources
 from learners.algorithm import Plot
@@ -57,6 +57,17 @@ class GlamAlgorithm:
         self.runners: list[Any] = []
         self.pending: list[Any] | None = None
         """The next round's rollouts, launched before the update (train.overlap_rollouts)."""
+
+    @staticmethod
+    def resource_roles(config: RunConfig) -> list[tuple[str, dict[str, float]]]:
+        """(role, placement bundle) of every actor a run starts: the learner, the scorer workers, the runners
+        (in one process: only the learner's, whose policy also scores)."""
+        learner = [("learner", Resources(config.learner.cpus, config.learner.gpus).bundle())]
+        if not config.use_ray:
+            return learner
+        return [*learner,
+                *scorer_roles(config.pool, config.backend),
+                *[(f"env_runner[{i}]", Resources(config.runner_cpus).bundle()) for i in range(config.num_runners)]]
 
     # ---- the contract ----------------------------------------------------------------------
     def step(self) -> dict[str, float]:

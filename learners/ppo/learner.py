@@ -87,6 +87,8 @@ class PPOLearner:
         load_policy(self.policy, directory)
         state = load_state(directory, "learner")
         self.optimizer.load_state_dict(state["optimizer"])
+        for group in self.optimizer.param_groups:  # the config's hyperparameters win (resume --set, PBT)
+            group.update(lr=self.config.lr, betas=self.config.betas, eps=self.config.adam_eps)
         self.generator.set_state(state["generator"])
         self.stale_steps, self.dropped_steps = state["stale_steps"], state["dropped_steps"]
 

@@ -1,0 +1,251 @@
+"""CQL-Prior: the loss against a hand computation, the dataset format (round trip, corruption), `llmrl collect`
+(random in-process, a DQN checkpoint, the real LLM through a Ray pool), and CQL / CQL-Prior runs on the contract."""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+
+import pytest
+import torch
+
+from cluster.cli import main
+from cluster.config import ConfigError
+from cluster.experiment import Experiment
+from cluster.methods import config_from_dict
+from cluster.metrics import read_metrics
+from cluster.runtime import LocalRuntime
+from learners.cql_prior.collect import collect, load_collect_config
+from learners.cql_prior.dataset import (META, TRANSITIONS, DatasetError, DatasetWriter, Record, load_dataset,
+                                        read_meta)
+from learners.cql_prior.learner import CQLLearner, OfflineTransition, cql_loss
+
+ACTIONS = ("go left", "go down", "go right", "go up")
+COLLECT = "configs/collect/frozenlake.yaml"
+
+
+def test_cql_loss_by_hand():
+    q_data = torch.tensor([1.0, 0.0], requires_grad=True)
+    q_candidates = torch.tensor([[1.0, 2.0, 0.0], [0.0, 0.0, 0.0]])
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    total, td, cql = cql_loss(q_data, q_candidates, mask, torch.tensor([0.5, 1.0]), coef=2.0)
+    assert td.item() == pytest.approx(0.5 * (0.5 ** 2 + 1.0 ** 2) / 2)
+    lse = math.log(math.exp(1.0) + math.exp(2.0))  # the padded 0 of row 1 and both pads of row 2 are left out
+    assert cql.item() == pytest.approx(((lse - 1.0) + (0.0 - 0.0)) / 2)
+    assert total.item() == pytest.approx(td.item() + 2.0 * cql.item())
+    total.backward()  # d/dq_data: (q - y) / B from the TD term, -coef / B from the CQL term
+    assert q_data.grad.tolist() == pytest.approx([(0.5 - 2.0) / 2, (-1.0 - 2.0) / 2])
+    with pytest.raises(ValueError, match="at least one candidate"):
+        cql_loss(q_data, q_candidates, torch.zeros(2, 3, dtype=torch.bool), torch.zeros(2), 1.0)
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    """The frozen encoder, loaded once and shared (features are computed per text alone, so sharing its cache
+    changes no figure)."""
+    from policies.text_encoder import TextEncoder
+
+    return TextEncoder()
+
+
+def test_the_cql_term_trains(encoder):
+    """The reference computed the CQL term and trained on MSE alone; here an unseen action is pushed down."""
+    config = config_from_dict({"method": "cql_prior", "cql": {"lr": 1e-2}}).cql
+    learner = CQLLearner(encoder, config)
+    batch = [OfflineTransition("s", "go up", 0.0, "end", True, (), ("go up", "go down"))]
+    for _ in range(100):
+        row = learner.update(batch)
+    q = learner.q_values("s", ["go up", "go down"])
+    assert q[0] - q[1] > 1.0 and row["loss_cql"] < 0.4 and math.isfinite(row["loss_td"])
+
+
+def record(step, action="go up", proposals=None, terminated=False):
+    next_proposals = None if proposals is None else (() if terminated else proposals)
+    return Record(0, step, "Cross.", f"at {step}", action, float(terminated), f"at {step + 1}", terminated, False,
+                  ACTIONS, ACTIONS, proposals, next_proposals)
+
+
+def write(path, records, **meta):
+    with DatasetWriter(path) as writer:
+        for r in records:
+            writer.add(r)
+        writer.commit({"episodes": 1, "env": {"id": "llmrl/FrozenLake4x4-v0", "kwargs": {}}, **meta})
+    return path
+
+
+def test_dataset_round_trip_and_atomic_write(tmp_path):
+    records = [record(0, proposals=("go up", "go up", "go left")), record(1, "go left", ("go left",), True)]
+    path = write(tmp_path / "d", records, behaviour="llm")
+    meta, back = load_dataset(path)
+    assert back == records and meta["transitions"] == 2 and meta["version"] == 1 and meta["behaviour"] == "llm"
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]  # no temporary directory left
+    with pytest.raises(DatasetError, match="already exists; choose another output or set overwrite: true"):
+        DatasetWriter(path)
+    with pytest.raises(ValueError, match="`action` must be one of `admissible`"):
+        record(0, action="fly")
+    with pytest.raises(RuntimeError), DatasetWriter(tmp_path / "e") as writer:  # a failed collection leaves nothing
+        writer.add(records[0])
+        raise RuntimeError
+    assert [p.name for p in tmp_path.iterdir()] == ["d"]
+
+
+def test_corrupt_datasets_give_clear_errors(tmp_path):
+    def fresh(name):
+        return write(tmp_path / name, [record(i) for i in range(3)])
+
+    path = fresh("flip")  # a flipped letter: every line still parses, the checksum catches it
+    data = bytearray((path / TRANSITIONS).read_bytes())
+    data[data.index(b"at 1")] ^= 0x20
+    (path / TRANSITIONS).write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match=rf"{TRANSITIONS}: sha256 .* differs .*llmrl collect CONFIG"):
+        load_dataset(path)
+    path = fresh("brace")  # a flipped structural byte: the line is named
+    data = bytearray((path / TRANSITIONS).read_bytes())
+    data[data.index(b"\n") + 1] ^= 0x01
+    (path / TRANSITIONS).write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match=r"line 2 is not valid JSON .* corrupt or truncated"):
+        load_dataset(path)
+    path = fresh("cut")
+    (path / TRANSITIONS).write_bytes((path / TRANSITIONS).read_bytes()[:-20])
+    with pytest.raises(DatasetError, match=r"line 3 is incomplete .* truncated; re-create the dataset"):
+        load_dataset(path)
+    path = fresh("lines")  # a whole line lost: the count is named
+    lines = (path / TRANSITIONS).read_bytes().splitlines(keepends=True)
+    (path / TRANSITIONS).write_bytes(b"".join(lines[:2]))
+    with pytest.raises(DatasetError, match="holds 2 transitions, meta.json says 3"):
+        load_dataset(path)
+    path = fresh("meta")
+    (path / META).unlink()
+    with pytest.raises(DatasetError, match=r"meta.json is missing: .* not a complete dataset"):
+        load_dataset(path)
+    path = fresh("version")
+    meta = json.loads((path / META).read_text())
+    (path / META).write_text(json.dumps({**meta, "version": 2}))
+    with pytest.raises(DatasetError, match="format version 2; this llmrl reads version 1"):
+        read_meta(path)
+    path = fresh("field")  # a bad value with a matching checksum: the line and the field are named
+    line = json.dumps({**record(0).to_json(), "reward": "high"}) + "\n"
+    (path / TRANSITIONS).write_text(line)
+    digest = hashlib.sha256(line.encode()).hexdigest()
+    (path / META).write_text(json.dumps({**meta, "sha256": digest, "transitions": 1}))
+    with pytest.raises(DatasetError, match=r"line 1: `reward` must be a finite number"):
+        load_dataset(path)
+
+
+def test_collect_random_frozenlake_through_the_cli(tmp_path, capsys):
+    out = tmp_path / "random"
+    assert main(["collect", COLLECT, "--set", f"output={out}", "--set", "episodes=5", "--set", "use_ray=false"]) == 0
+    assert "wrote" in capsys.readouterr().out
+    meta, records = load_dataset(out)
+    assert meta["episodes"] == 5 == len({r.episode for r in records}) and meta["transitions"] == len(records)
+    assert meta["behaviour"] == "random" and meta["config"]["episodes"] == 5 and not meta["has_proposals"]
+    assert all(r.proposals is None and r.action in ACTIONS for r in records)
+    assert sum(r.terminated or r.truncated for r in records) == 5
+    assert main(["collect", COLLECT, "--set", f"output={out}", "--set", "epsilon=2"]) == 2
+    assert "epsilon: 2.0 is not allowed; must be >= 0 and <= 1" in capsys.readouterr().err
+    assert main(["collect", COLLECT, "--set", f"output={out}", "--set", "episodes=1"]) == 2  # exists already
+    assert "already exists" in capsys.readouterr().err
+
+
+def random_dataset(path, episodes, seed=0):
+    config = load_collect_config(COLLECT, [f"output={path}", f"episodes={episodes}", f"seed={seed}", "use_ray=false"])
+    collect(config)
+    return path
+
+
+def test_collect_from_a_dqn_checkpoint(tmp_path):
+    run = Experiment(config_from_dict({
+        "method": "dqn_prior", "name": "dqn", "use_ray": False,
+        "dqn": {"use_prior": False, "learning_starts": 8, "batch_size": 8, "updates_per_episode": 1},
+        "train": {"total_env_steps": 10, "output_dir": str(tmp_path)}}), progress=False).run()
+    config = load_collect_config(COLLECT, [f"output={tmp_path / 'data'}", "episodes=2", f"checkpoint={run}",
+                                           "behaviour=checkpoint", "soft=true", "use_ray=false"])
+    meta, records = collect(config), load_dataset(tmp_path / "data")[1]
+    assert meta["episodes"] == 2 and len(records) == meta["transitions"] and not meta["has_proposals"]
+    with pytest.raises(ConfigError, match="checkpoint: None is not allowed; behaviour checkpoint needs"):
+        load_collect_config(COLLECT, ["behaviour=checkpoint"])
+
+
+class ScriptedRuntime(LocalRuntime):
+    """A runtime whose LLM always proposes 'go right', 'go right', 'go down' (no model is loaded)."""
+
+    def scorer(self, backend, pool, value_head=None):
+        from policies.backend import GenerateResult
+
+        class LLM:
+            def generate(self, prompts, n=1, **kwargs):
+                return GenerateResult(texts=[["go right", "Go right.", "go down"][:n] for _ in prompts],
+                                      versions=[0] * len(prompts))
+        return LLM()
+
+
+def test_collect_epsilon_greedy_over_the_llm_stores_proposals(tmp_path):
+    config = load_collect_config(COLLECT, [f"output={tmp_path / 'eps'}", "episodes=3", "behaviour=epsilon-greedy",
+                                           "epsilon=0.0", "proposals.k=3"])
+    meta = collect(config, runtime=ScriptedRuntime())
+    records = load_dataset(tmp_path / "eps")[1]
+    assert meta["has_proposals"] and meta["proposals_generated"] > 0 and meta["proposals_unmatched"] == 0
+    assert all(r.action == "go right" and r.proposals == ("go right", "go right", "go down") for r in records)
+    assert all(r.next_proposals == (() if r.terminated else r.proposals) for r in records)
+
+
+def cql_config(tmp_path, dataset, updates, use_prior=False, **cql):
+    return config_from_dict({
+        "method": "cql_prior", "name": "cql", "use_ray": use_prior,
+        "cql": {"dataset": str(dataset), "use_prior": use_prior, "batch_size": 16, "updates_per_iteration": 2,
+                "eval_episodes": 1, **cql},
+        "proposals": {"k": 2, "max_resamples": 0}, "pool": {"num_workers": 1, "cpus_per_worker": 0.5},
+        "train": {"total_updates": updates, "output_dir": str(tmp_path), "checkpoint_every": 1}})
+
+
+def test_cql_runs_trains_and_resumes_exactly(tmp_path, encoder):
+    from learners.dqn_prior.learner import q_mlp
+    from learners.state_io import load_state
+
+    dataset = random_dataset(tmp_path / "data", episodes=4)
+    whole = Experiment(cql_config(tmp_path / "a", dataset, 6), progress=False, encoder=encoder).run()
+    part = Experiment(cql_config(tmp_path / "b", dataset, 4), progress=False, encoder=encoder).run()
+    Experiment(cql_config(tmp_path / "b", dataset, 6), run_dir=part, progress=False, encoder=encoder).run()
+
+    def figures(run_dir):
+        return [{k: v for k, v in row.items() if k != "time_s"} for row in read_metrics(run_dir)]
+
+    rows = figures(whole)
+    assert figures(part) == rows and len(rows) == 3 and rows[-1]["updates"] == 6
+    for key in ("loss", "loss_td", "loss_cql", "q_data", "success_rate", "mean_return"):
+        assert all(math.isfinite(r[key]) for r in rows), key
+    assert all(r["candidates"] == 4.0 and r["proposals_generated"] == 0 for r in rows)
+    trained = load_state(whole / "checkpoints" / "checkpoint_000003", "q_learner")["online"]
+    initial = q_mlp(384, (64, 64), seed=0).state_dict()
+    assert all(trained[k].shape == v.shape for k, v in initial.items())
+    assert any(not torch.equal(trained[k], v) for k, v in initial.items())  # the parameters changed
+    other = random_dataset(tmp_path / "other", episodes=3, seed=1)
+    with pytest.raises(DatasetError, match="is not the dataset .* was trained on"):
+        Experiment(cql_config(tmp_path / "b", other, 8), run_dir=part, progress=False, encoder=encoder).run()
+    with pytest.raises(ConfigError, match=r"cql.cql_coef: -1.0 is not allowed; must be >= 0"):
+        cql_config(tmp_path, dataset, 6, cql_coef=-1.0)
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_cql_prior_with_the_real_llm_through_a_ray_pool(tmp_path):
+    dataset = random_dataset(tmp_path / "data", episodes=3)
+    run = Experiment(cql_config(tmp_path, dataset, 2, use_prior=True, batch_size=8), progress=False).run()
+    rows = read_metrics(run)
+    assert rows[0]["proposals_generated"] >= 2 and 1 <= rows[0]["candidates"] <= 4  # 4: nothing matched, uniform
+    assert math.isfinite(rows[0]["loss_cql"]) and rows[-1]["updates"] == 2
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["use_prior"] and summary["proposals_generated"] >= 2
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_collect_llm_behaviour_through_a_ray_pool(tmp_path):
+    config = load_collect_config(COLLECT, [f"output={tmp_path / 'llm'}", "behaviour=llm", "episodes=1",
+                                           "proposals.k=2", "proposals.max_resamples=0",
+                                           "pool.cpus_per_worker=0.5"])
+    meta = collect(config)
+    records = load_dataset(tmp_path / "llm")[1]
+    assert meta["has_proposals"] and meta["proposals_generated"] >= 2 and len(records) == meta["transitions"]
+    for r in records:
+        assert r.action in r.proposals and 1 <= len(r.proposals) <= 4
+        assert r.next_proposals == () if r.terminated else len(r.next_proposals) >= 1
+
