@@ -1,6 +1,6 @@
 """`llmrl tune`: sweep files validated before Ray starts, the per-trial resource plan and actors placed in the
 trial's group, and real Ray Tune sweeps on a local Ray: ASHA stopping trials early and PBT exploiting checkpoints
-(ICPI baselines on chain, no LLM), and a GLAM grid with the real bundled model (slow: 30 s to 3 min on 2 cores)."""
+(ICPI baselines on chain, no LLM), and a GLAM grid with the real bundled model (30 s on an idle 2-core machine)."""
 from __future__ import annotations
 
 import csv
@@ -221,7 +221,6 @@ def test_actors_of_a_trial_take_bundles_of_their_own_size(ray_cluster):
         remove_placement_group(group)
 
 
-@pytest.mark.slow
 def test_glam_grid_with_the_real_model(tmp_path, ray_cluster):
     """Two GLAM trials one after the other (~30 s on 2 cores); every actor of a trial (learner, scorer pool and
     worker, env runner) lands in the trial's one placement group, each in a bundle of its own size (a 0.5-CPU
