@@ -1,9 +1,11 @@
 """LLMPolicy: a backend plus an optional value head, served by scorer workers and trained by learners.
 
 Scorers see `score` / `generate`; learners see the trainable interface: `encode`, `evaluate`,
-`parameters`, `train`, `version` / `next_version`, `get_weights` / `load_weights`."""
+`prior_scores` (the frozen pretrained LLM), `parameters`, `train`, `version` / `next_version`,
+`get_weights` / `load_weights`."""
 from __future__ import annotations
 
+import copy
 from typing import Mapping, Sequence
 
 import torch
@@ -28,6 +30,8 @@ class LLMPolicy:
         if value_head is not None:
             size = self.backend.hf_model.config.get_text_config().hidden_size
             self.value_head = ValueHead(size, value_head).to(self.backend.device)
+        self._prior = None
+        """Full fine-tuning's frozen copy of the pretrained backend (`keep_prior`); None with LoRA."""
 
     @property
     def version(self) -> int:
@@ -55,6 +59,31 @@ class LLMPolicy:
     def encode(self, contexts: Sequence[str], candidates: Sequence[Sequence[str]]) -> EncodedRequest:
         """Token ids of a request under the tokenization rule, for `evaluate`."""
         return self.backend.encode(contexts, candidates)
+
+    def prior_scores(self, request: EncodedRequest) -> PairScores:
+        """Per-pair log-prob sums under the frozen pretrained LLM (the prior), without gradient. With LoRA:
+        the base model with the adapter disabled (no second copy of the weights); without: the copy
+        `keep_prior` made (always in evaluation mode; with LoRA dropout follows `train`: call it after train(False))."""
+        with torch.no_grad():
+            if self.backend.config.lora:
+                with self.backend.model.disable_adapter():
+                    return self.backend.pair_scores(request)
+            if self._prior is None:
+                raise ValueError("prior_scores without LoRA needs keep_prior() first (a frozen copy of the "
+                                 "pretrained weights, taken before any update)")
+            return self._prior.pair_scores(request)
+
+    def keep_prior(self) -> None:
+        """Full fine-tuning: keep a frozen copy of the weights as they are now (the pretrained model, version 0)
+        for `prior_scores`; one more copy of the LLM's weights in memory (no gradients, no optimizer state).
+        With LoRA nothing is copied: the prior is the base model under the adapter."""
+        if self.backend.config.lora or self._prior is not None:
+            return
+        if self.version != 0:
+            raise ValueError(f"keep_prior: the prior is the pretrained model, but these weights are version "
+                             f"{self.version}; keep it before loading or training weights")
+        self._prior = copy.deepcopy(self.backend)
+        self._prior.model.eval().requires_grad_(False)
 
     def train(self, mode: bool = True) -> None:
         """Training mode (dropout on) or, with mode=False, evaluation mode."""

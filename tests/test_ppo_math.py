@@ -77,3 +77,58 @@ def test_ppo_loss_by_hand():
 def test_normalize():
     assert normalize(t(1.0, 3.0)).tolist() == pytest.approx([-1.0, 1.0])
     assert normalize(t(5.0)).tolist() == [0.0]
+
+
+def test_kl_to_the_prior_by_hand_both_directions_with_padding():
+    from learners.ppo.ppo_math import candidate_kl, prior_kl
+
+    mask = torch.tensor([[True, True, False], [True, True, True]])
+    log_policy = candidate_log_policy(torch.log(t([0.5, 0.5, 9.0], [0.25, 0.25, 0.5])), mask)
+    log_prior = candidate_log_policy(torch.log(t([0.25, 0.75, 9.0], [0.25, 0.25, 0.5])), mask)
+    # row 0: KL(pi || p) = 0.5 ln(0.5/0.25) + 0.5 ln(0.5/0.75); KL(p || pi) = 0.25 ln(0.25/0.5) + 0.75 ln(0.75/0.5)
+    reverse = 0.5 * math.log(2) + 0.5 * math.log(2 / 3)
+    forward = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
+    assert prior_kl(log_policy, log_prior, mask, "reverse").tolist() == pytest.approx([reverse, 0.0], abs=1e-6)
+    assert prior_kl(log_policy, log_prior, mask, "forward").tolist() == pytest.approx([forward, 0.0], abs=1e-6)
+    assert candidate_kl(log_prior, log_policy, mask).tolist() == pytest.approx([forward, 0.0], abs=1e-6)
+    with pytest.raises(ValueError, match="use 'reverse' or 'forward'"):
+        prior_kl(log_policy, log_prior, mask, "sideways")
+
+
+def test_kl_gradient_is_finite_and_zero_on_padding():
+    from learners.ppo.ppo_math import prior_kl
+
+    mask = torch.tensor([[True, True, False]])
+    scores = t([0.3, -0.2, 0.0]).requires_grad_(True)
+    log_prior = candidate_log_policy(t([0.0, 1.0, 0.0]), mask)
+    for direction in ("reverse", "forward"):
+        scores.grad = None
+        prior_kl(candidate_log_policy(scores, mask), log_prior, mask, direction).sum().backward()
+        assert torch.isfinite(scores.grad).all() and scores.grad[0, 2] == 0
+        assert scores.grad[0, 0] > 0 > scores.grad[0, 1]  # toward the prior, which prefers candidate 1
+
+
+def test_sampled_prior_kl_by_hand_and_its_mean_is_the_cross_entropy():
+    from learners.ppo.ppo_math import prior_kl, sampled_prior_kl
+
+    log_policy = torch.log(t([0.5, 0.25, 0.25]))
+    # -(1/4) (ln 0.5 + ln 0.25 + ln 0.25 + ln 0.25) = (ln 2 + 6 ln 2) / 4
+    samples = torch.tensor([[0, 1, 1, 2]])
+    assert sampled_prior_kl(log_policy, samples).tolist() == pytest.approx([7 / 4 * math.log(2)])
+    # samples in exact proportion to the prior: the estimate is KL(p || pi) + H(p), the forward KL up to a constant
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    log_prior = torch.log(t([0.25, 0.5, 0.25]))
+    estimate = sampled_prior_kl(log_policy, samples)
+    exact = prior_kl(log_policy, log_prior, mask, "forward") + entropy(log_prior, mask)
+    assert estimate.tolist() == pytest.approx(exact.tolist())
+
+
+def test_ppo_loss_adds_the_weighted_prior_kl():
+    args = (torch.log(t(0.6, 0.2)), torch.log(t(0.4, 0.4)), t(1.0, -1.0))
+    kwargs = dict(new_values=t(1.0, 0.0), old_values=t(0.0, 0.0), returns=t(2.0, 0.0), entropies=t(1.0, 0.5), clip=0.2,
+                  value_clip=0.5, value_coef=0.5, entropy_coef=0.1)
+    plain = ppo_loss(*args, **kwargs)
+    with_prior = ppo_loss(*args, **kwargs, prior_kl=t(0.2, 0.4), prior_coef=0.5)
+    assert plain.prior_kl is None and with_prior.prior_kl.item() == pytest.approx(0.3)
+    assert with_prior.total.item() == pytest.approx(plain.total.item() + 0.5 * 0.3)
+    assert with_prior.policy.item() == plain.policy.item() and with_prior.value.item() == plain.value.item()

@@ -1,10 +1,38 @@
 """PPO hyperparameters."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from cluster.config import check_range, require
+
+
+@dataclass(frozen=True)
+class KLPriorConfig:
+    """beta * KL between the policy and the frozen pretrained LLM (the prior p_LLM, the same softmax over the
+    candidates' scores) added to PPO's loss ("GFlan-Prior", spec `specs/llm_priors.md`). beta 0: plain PPO,
+    nothing computed.
+
+    The prior's log-probs are computed once per batch: with LoRA by the base model with the adapter disabled
+    (no second copy of the weights); with full fine-tuning by a frozen copy of the pretrained weights the
+    learner keeps (one more copy of the LLM's weights in the learner's memory, no gradients or optimizer state)."""
+
+    beta: float = 0.0
+    """KL weight; 0 disables the term."""
+    direction: Literal["reverse", "forward"] = "reverse"
+    """reverse: KL(pi || p_LLM), sum_a pi(a) (log pi(a) - log p_LLM(a)); forward: KL(p_LLM || pi)."""
+    estimator: Literal["exact", "sampled"] = "exact"
+    """exact: the sum over each state's candidate list; sampled: -(1/k) sum_j log pi(c_j | s) over k candidates
+    drawn from p_LLM once per batch (the forward KL up to the prior's entropy, a constant; what free-form
+    proposals allow). The `kl_prior` metric is always the exact KL in `direction`."""
+    samples: int = 5
+    """k: candidates drawn from the prior per state for the sampled estimator."""
+
+    def __post_init__(self):
+        check_range(self, "beta", ge=0)
+        check_range(self, "samples", ge=1)
+        require(self.estimator == "exact" or self.direction == "forward", "estimator", self.estimator,
+                "'sampled' estimates the forward KL: set direction: forward (or estimator: exact)")
 
 
 @dataclass(frozen=True)
@@ -48,6 +76,8 @@ class PPOConfig:
     policy, exact also for lagged rollouts; no extra pass); "recompute" runs the learner's weights
     over the batch before the update (one more forward per step; for workers that score in a
     lower precision than the learner)."""
+    kl_prior: KLPriorConfig = field(default_factory=KLPriorConfig)
+    """Pull toward the frozen LLM: + beta * KL(pi || p_LLM) in the loss (beta 0 by default: plain PPO)."""
 
     def __post_init__(self):
         check_range(self, "lr", "clip", "adam_eps", "max_grad_norm", gt=0)

@@ -1,5 +1,6 @@
 """PPO for an LLM policy over text actions (GLAM): GAE, clipped policy and value losses, entropy
-bonus, gradient clipping, epochs of minibatches that recompute log-probs and values."""
+bonus, optionally beta * KL to the frozen LLM (ppo.kl_prior), gradient clipping, epochs of minibatches
+that recompute log-probs and values."""
 from __future__ import annotations
 
 import os
@@ -10,7 +11,7 @@ from typing import Sequence
 import torch
 
 from learners.ppo.config import PPOConfig
-from learners.ppo.ppo_math import gae, normalize, ppo_loss
+from learners.ppo.ppo_math import gae, normalize, ppo_loss, prior_kl, sampled_prior_kl
 from learners.rollout import Rollout
 from learners.state_io import load_state, save_state
 from policies.action_distribution import candidate_log_policy, entropy
@@ -30,14 +31,21 @@ class Batch:
     returns: torch.Tensor
     old_values: torch.Tensor
     old_logprobs: torch.Tensor
+    prior: torch.Tensor | None = None
+    """log p_LLM over each step's candidates [N, K] (padding -inf), with ppo.kl_prior."""
+    prior_samples: torch.Tensor | None = None
+    """Candidate indices drawn from the prior [N, k], for the sampled KL estimator."""
 
     def __len__(self) -> int:
         return len(self.prompts)
 
     def select(self, index: Sequence[int]) -> "Batch":
         idx = torch.as_tensor(list(index), dtype=torch.long)
+        rows = [None if t is None else t[idx] for t in (self.prior, self.prior_samples)]
+        if rows[0] is not None:  # as wide as these steps' longest candidate list
+            rows[0] = rows[0][:, :max(len(self.candidates[i]) for i in index)]
         return Batch([self.prompts[i] for i in index], [self.candidates[i] for i in index], self.actions[idx],
-                     self.advantages[idx], self.returns[idx], self.old_values[idx], self.old_logprobs[idx])
+                     self.advantages[idx], self.returns[idx], self.old_values[idx], self.old_logprobs[idx], *rows)
 
 
 _LOSS_METRICS = {"total": "loss_total", "policy": "loss_policy", "value": "loss_value", "entropy": "entropy",
@@ -52,6 +60,8 @@ class PPOLearner:
             raise ValueError("PPO needs a value head: configure value_head for the policy")
         self.policy = policy
         self.config = config
+        if config.kl_prior.beta > 0:
+            policy.keep_prior()  # full fine-tuning: a frozen copy of the pretrained weights; LoRA: nothing
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, betas=config.betas, eps=config.adam_eps)
         self.generator = torch.Generator().manual_seed(seed)
         self.stale_steps = 0
@@ -117,19 +127,28 @@ class PPOLearner:
 
     def evaluate(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """log pi(action), entropy and value for each step of `batch` (differentiable)."""
+        log_policy, mask, values = self.log_policy(batch)
+        return _chosen(log_policy, batch.actions).cpu(), entropy(log_policy, mask).cpu(), values
+
+    def log_policy(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """log pi over each step's candidates [B, K] (padding -inf) and its mask [B, K], on the policy's device,
+        and the values [B] on the CPU (differentiable)."""
         request = self.policy.encode(batch.prompts, batch.candidates)
         pairs, values = self.policy.evaluate(request)
+        log_policy, mask = _log_policy_rows(pairs.sums, batch.candidates)
+        return log_policy, mask, values.float().cpu()
+
+    def prior_log_policy(self, batch: Batch) -> torch.Tensor:
+        """log p_LLM over each step's candidates [N, K] (padding -inf): the frozen LLM's scores through the
+        policy's softmax, without gradient, micro-batch by micro-batch. Call in evaluation mode."""
         widest = max(len(c) for c in batch.candidates)
-        scores = torch.zeros(len(batch), widest, device=pairs.sums.device)
-        mask = torch.zeros(len(batch), widest, dtype=torch.bool, device=pairs.sums.device)
-        start = 0
-        for i, cands in enumerate(batch.candidates):
-            scores[i, : len(cands)] = pairs.sums[start:start + len(cands)]
-            mask[i, : len(cands)] = True
-            start += len(cands)
-        log_policy = candidate_log_policy(scores, mask)
-        chosen = log_policy.gather(1, batch.actions.to(log_policy.device)[:, None]).squeeze(1)
-        return chosen.cpu(), entropy(log_policy, mask).cpu(), values.float().cpu()
+        parts = []
+        for micro in self._micro_batches(batch):
+            sums = self.policy.prior_scores(self.policy.encode(micro.prompts, micro.candidates)).sums
+            log_prior, _ = _log_policy_rows(sums, micro.candidates)
+            parts.append(torch.nn.functional.pad(log_prior.cpu(), (0, widest - log_prior.shape[1]),
+                                                 value=float("-inf")))
+        return torch.cat(parts)
 
     def _micro_batches(self, batch: Batch):
         size = self.config.micro_batch_size
@@ -143,10 +162,15 @@ class PPOLearner:
         if len(batch) == 0:
             return {"stale_steps": float(self.stale_steps), "dropped_steps": float(self.dropped_steps)}
         old_logp = batch.old_logprobs
+        self.policy.train(False)
         if c.old_logprobs == "recompute":
-            self.policy.train(False)
             with torch.no_grad():
                 old_logp = torch.cat([self.evaluate(m)[0] for m in self._micro_batches(batch)])
+        if c.kl_prior.beta > 0:  # once per batch: the prior does not change over the epochs
+            batch.prior = self.prior_log_policy(batch)
+            if c.kl_prior.estimator == "sampled":
+                batch.prior_samples = torch.multinomial(batch.prior.exp(), c.kl_prior.samples, replacement=True,
+                                                        generator=self.generator)
         sums: dict[str, float] = {}
         updates = 0
         self.policy.train(True)
@@ -172,18 +196,51 @@ class PPOLearner:
         start = 0
         for micro in self._micro_batches(minibatch):
             end = start + len(micro)
-            new_logp, ent, values = self.evaluate(micro)
-            loss = ppo_loss(new_logp, old_logp[start:end], advantages[start:end], values, micro.old_values,
-                            micro.returns, ent, clip=c.clip, value_clip=c.value_clip, value_coef=c.value_coef,
-                            entropy_coef=c.entropy_coef)
+            log_policy, mask, values = self.log_policy(micro)
+            kl, term = self._prior_kl(micro, log_policy, mask)
+            loss = ppo_loss(_chosen(log_policy, micro.actions).cpu(), old_logp[start:end], advantages[start:end],
+                            values, micro.old_values, micro.returns, entropy(log_policy, mask).cpu(), clip=c.clip,
+                            value_clip=c.value_clip, value_coef=c.value_coef, entropy_coef=c.entropy_coef,
+                            prior_kl=term, prior_coef=c.kl_prior.beta)
             (loss.total * len(micro) / len(minibatch)).backward()
             share = len(micro) / len(minibatch)
             for attr, key in _LOSS_METRICS.items():
                 sums[key] = sums.get(key, 0.0) + share * float(getattr(loss, attr).detach())
+            if kl is not None:
+                sums["kl_prior"] = sums.get("kl_prior", 0.0) + share * float(kl.detach().mean())
+                sums["loss_kl_prior"] = sums.get("loss_kl_prior", 0.0) + share * float(loss.prior_kl.detach())
             start = end
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), c.max_grad_norm)
         sums["grad_norm"] = sums.get("grad_norm", 0.0) + float(grad_norm)
         self.optimizer.step()
+
+    def _prior_kl(self, micro: Batch, log_policy: torch.Tensor,
+                  mask: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The exact KL to the prior per step (for the `kl_prior` metric) and the term the loss uses (the
+        exact KL, or the sampled estimate), on the CPU; (None, None) without ppo.kl_prior."""
+        kp = self.config.kl_prior
+        if kp.beta == 0:
+            return None, None
+        kl = prior_kl(log_policy, micro.prior.to(log_policy.device), mask, kp.direction).cpu()
+        return kl, kl if kp.estimator == "exact" else sampled_prior_kl(log_policy, micro.prior_samples).cpu()
+
+
+def _log_policy_rows(sums: torch.Tensor, candidates: Sequence[Sequence[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat per-pair scores (each step's candidates in turn) to log pi [B, K] and its mask [B, K]."""
+    widest = max(len(c) for c in candidates)
+    scores = torch.zeros(len(candidates), widest, device=sums.device)
+    mask = torch.zeros(len(candidates), widest, dtype=torch.bool, device=sums.device)
+    start = 0
+    for i, cands in enumerate(candidates):
+        scores[i, : len(cands)] = sums[start:start + len(cands)]
+        mask[i, : len(cands)] = True
+        start += len(cands)
+    return candidate_log_policy(scores, mask), mask
+
+
+def _chosen(log_policy: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+    """log pi of each step's action [B] from log pi over its candidates [B, K]."""
+    return log_policy.gather(1, actions.to(log_policy.device)[:, None]).squeeze(1)
 
 
 def load_policy(policy: LLMPolicy, directory: Path) -> None:
