@@ -57,13 +57,20 @@ def check_range(config: Any, *fields: str, gt: float | None = None, ge: float | 
                 + ("null or " if none_ok else "") + allowed)
 
 
-def load_yaml(cls: type[T], path: str | Path) -> T:
-    """Read a YAML file into the frozen dataclass `cls`."""
+def read_yaml(path: str | Path, example: str = "configs/glam_babyai.yaml") -> Any:
+    """The plain data of a YAML file; a missing or unparsable file is a ConfigError naming it (and `example`)."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
-    return from_dict(cls, data, where=str(path))
+        raise ConfigError(f"config file {path} does not exist; give the path of a YAML file, e.g. {example}")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+
+
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    """Read a YAML file into the frozen dataclass `cls`."""
+    return from_dict(cls, read_yaml(path), where=str(path))
 
 
 def from_dict(cls: type[T], data: Any, where: str | None = None) -> T:

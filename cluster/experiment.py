@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from cluster.checkpoint import (CheckpointError, latest_checkpoint, prune_checkpoints, restore_rng_state, rng_state,
                                 write_checkpoint)
-from cluster.config import ConfigError, to_dict
+from cluster.config import ConfigError, read_yaml, to_dict
 from cluster.methods import algorithm_class, config_from_dict
 from cluster.metrics import MetricsLogger, plot_curves
 from cluster.runtime import make_runtime
@@ -46,7 +46,7 @@ def read_config(directory: Path, overrides: Sequence[str] = ()) -> Any:
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
         raise ConfigError(f"{directory} has no {CONFIG_NAME}: is it a run directory written by `llmrl run`?")
-    return config_from_dict(yaml.safe_load(path.read_text()), where=str(path), overrides=overrides)
+    return config_from_dict(read_yaml(path), where=str(path), overrides=overrides)
 
 
 def write_config(directory: Path, config: Any) -> None:

@@ -7,9 +7,7 @@ import importlib
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-
-from cluster.config import ConfigError, apply_overrides, from_dict
+from cluster.config import ConfigError, apply_overrides, from_dict, read_yaml
 
 METHODS = {
     "glam": "learners.ppo.algorithm:GlamAlgorithm",
@@ -40,12 +38,4 @@ def config_from_dict(data: Any, where: str | None = None, overrides: Sequence[st
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Any:
     """Read a run config YAML (any method), with `--set`-style dotted overrides applied."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; give the path of a run config YAML, "
-                          f"e.g. configs/glam_babyai.yaml")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
-    return config_from_dict(data, where=str(path), overrides=overrides)
+    return config_from_dict(read_yaml(path), where=str(path), overrides=overrides)

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import yaml
 
-from cluster.config import ConfigError, apply_overrides, check_range, from_dict, require, set_dotted
+from cluster.config import ConfigError, apply_overrides, check_range, from_dict, read_yaml, require, set_dotted
 
 SPEC_KINDS = ("grid_search", "choice", "uniform", "loguniform")
 _NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
@@ -187,13 +187,7 @@ def load_sweep(path: str | Path) -> Sweep:
     from cluster.methods import config_from_dict
 
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep file {path} does not exist; give the path of a sweep YAML, "
-                          f"e.g. configs/tune/smoke.yaml")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    data = read_yaml(path, example="configs/tune/smoke.yaml")
     config = from_dict(SweepConfig, data, where=str(path))
     base_path = next((p for p in (path.parent / config.base, Path(config.base)) if p.is_file()), None)
     if base_path is None:

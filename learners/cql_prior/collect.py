@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 import numpy as np
-import yaml
 
 from actors.env_runner import make_text_env
 from actors.scorer_pool import PoolConfig
-from cluster.config import ConfigError, apply_overrides, check_range, from_dict, require, to_dict
+from cluster.config import ConfigError, apply_overrides, check_range, from_dict, read_yaml, require, to_dict
 from cluster.ray_runtime import RayConfig
 from cluster.runtime import make_runtime
 from learners.cql_prior.algorithm import propose_at
@@ -80,14 +79,7 @@ class CollectConfig:
 
 def load_collect_config(path: str | Path, overrides: Sequence[str] = ()) -> CollectConfig:
     """A collect config YAML with dotted overrides applied; errors name the file and the dotted key."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {path} does not exist; give a collect config YAML, e.g. "
-                          "configs/collect/frozenlake.yaml")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+    data = read_yaml(path, example="configs/collect/frozenlake.yaml")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of collect config fields, got {data!r}")
     return from_dict(CollectConfig, apply_overrides(data, overrides), where=str(path))
