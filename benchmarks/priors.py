@@ -2,7 +2,7 @@
 same run, on text FrozenLake, a TextWorld game and the tomato-salad kitchen; learning curves as a PNG.
 
 Arms: `dqn` (no LLM, every admissible action), `prior` (the LLM's k proposals, p_hat from counts),
-`exact` (the LLM's softmax over every admissible action). Ablations: `--set dqn.k=...`, `--set dqn.tau=...`.
+`exact` (the LLM's softmax over every admissible action). Ablations: `--set proposals.k=...`, `--set dqn.tau=...`.
 """
 from __future__ import annotations
 

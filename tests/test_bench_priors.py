@@ -23,5 +23,5 @@ def test_summary_takes_the_median_over_seeds_and_counts_failures():
 
 def test_cli_accepts_env_and_arm_lists():
     args = build_parser().parse_args(["bench", "priors", "--envs", "frozenlake", "--arms", "dqn,exact",
-                                      "--set", "dqn.k=3"])
-    assert args.envs == ["frozenlake"] and args.arms == ["dqn", "exact"] and args.overrides == ["dqn.k=3"]
+                                      "--set", "proposals.k=3"])
+    assert args.envs == ["frozenlake"] and args.arms == ["dqn", "exact"] and args.overrides == ["proposals.k=3"]

@@ -96,8 +96,10 @@ def test_replay_ring_buffer_and_its_state_round_trip():
 
 
 def test_config_errors_name_the_key():
-    with pytest.raises(ConfigError, match=r"dqn.k: 0 is not allowed; must be >= 1"):
-        config_from_dict({"method": "dqn_prior", "dqn": {"k": 0}})
+    with pytest.raises(ConfigError, match=r"proposals.k: 0 is not allowed; must be >= 1"):
+        config_from_dict({"method": "dqn_prior", "proposals": {"k": 0}})
+    with pytest.raises(ConfigError, match=r"dqn.batch_size: 0 is not allowed; must be >= 1"):
+        config_from_dict({"method": "dqn_prior", "dqn": {"batch_size": 0}})
     with pytest.raises(ConfigError, match=r"dqn.prior: 'exact' is not allowed; only matters with dqn.use_prior"):
         config_from_dict({"method": "dqn_prior", "dqn": {"use_prior": False, "prior": "exact"}})
     with pytest.raises(ConfigError, match=r"dqn.tau: 0.0 is not allowed"):
@@ -146,7 +148,8 @@ def test_dqn_prior_asks_the_real_llm_through_a_ray_pool(tmp_path):
     config = config_from_dict({
         "method": "dqn_prior", "name": "prior", "env": {"id": "llmrl/FrozenLake4x4-v0"},
         "pool": {"num_workers": 1, "cpus_per_worker": 0.5},
-        "dqn": {"k": 3, "learning_starts": 8, "batch_size": 8, "updates_per_episode": 1, "max_resamples": 1},
+        "dqn": {"learning_starts": 8, "batch_size": 8, "updates_per_episode": 1},
+        "proposals": {"k": 3, "max_resamples": 1},
         "train": {"total_env_steps": 12, "output_dir": str(tmp_path)}})
     rows = read_metrics(Experiment(config, progress=False).run())
     assert rows[0]["proposals_generated"] >= 3 and all(1 <= r["candidates"] <= 4 for r in rows)

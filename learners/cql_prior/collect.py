@@ -25,7 +25,7 @@ from cluster.config import ConfigError, apply_overrides, check_range, from_dict,
 from cluster.ray_runtime import RayConfig
 from cluster.runtime import make_runtime
 from learners.cql_prior.algorithm import propose_at
-from learners.cql_prior.config import ProposalConfig
+from learners.dqn_prior.config import ProposalConfig
 from learners.cql_prior.dataset import DatasetWriter, Record, observation
 from learners.dqn_prior.algorithm import state_text
 from learners.dqn_prior.config import PriorEnvConfig, check_env_id

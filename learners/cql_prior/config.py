@@ -1,4 +1,4 @@
-"""CQL-Prior's run config (the spec's values as defaults) and the LLM-proposal knobs shared with `llmrl collect`."""
+"""CQL-Prior's run config (the spec's values as defaults)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,40 +8,13 @@ from actors.scorer_pool import PoolConfig
 from cluster.config import check_range, require
 from cluster.ray_runtime import RayConfig
 from learners.algorithm import ScheduleConfig
-from learners.dqn_prior.config import DQNPriorConfig, PriorEnvConfig, check_env_id
-from learners.dqn_prior.proposals import ProposalSampler
+from learners.dqn_prior.config import PriorEnvConfig, ProposalConfig, QNetworkConfig, check_env_id
 from policies.config import BackendConfig
 from policies.text_encoder import EncoderConfig
 
 
 @dataclass(frozen=True)
-class ProposalConfig:
-    """How the LLM proposes actions (learners/dqn_prior/proposals.py; reference k 5, temperature 1, top_p 1)."""
-
-    k: int = 5
-    """Proposals per state."""
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_new_tokens: int = 10
-    max_resamples: int = 2
-    """Extra generations for proposals that matched no admissible command."""
-    match_threshold: float = 0.8
-    """Fuzzy matching: the least difflib similarity ratio accepted."""
-
-    def __post_init__(self):
-        check_range(self, "k", "max_new_tokens", ge=1)
-        check_range(self, "temperature", gt=0)
-        check_range(self, "top_p", gt=0, le=1)
-        check_range(self, "match_threshold", ge=0, le=1)
-        check_range(self, "max_resamples", ge=0)
-
-    def sampler(self, scorer) -> ProposalSampler:
-        return ProposalSampler(scorer, self.k, self.temperature, self.top_p, self.max_new_tokens,
-                               self.max_resamples, self.match_threshold)
-
-
-@dataclass(frozen=True)
-class CQLConfig:
+class CQLConfig(QNetworkConfig):
     """How CQL(-Prior) learns from the dataset and how its greedy policy is evaluated."""
 
     dataset: str = "datasets/frozenlake_random"
@@ -54,14 +27,9 @@ class CQLConfig:
     llm: ask the LLM afresh for every state of the dataset (once per prompt, cached)."""
     cql_coef: float = 5.0
     """lambda, the weight of the conservative term (spec 5.0)."""
-    gamma: float = 0.99
-    lr: float = 5e-4
-    """AdamW learning rate of the Q-network's MLP."""
-    hidden_sizes: tuple[int, ...] = (64, 64)
     batch_size: int = 128
-    max_grad_norm: float = 1.0
-    target_tau: float = 0.005
-    """Soft target update rate."""
+    double_dqn: bool = False
+    """The spec's target is the plain max of Q_target over the s' candidates."""
     updates_per_iteration: int = 100
     """Gradient steps per iteration (each iteration ends with an evaluation)."""
     tau: float = 0.1
@@ -70,17 +38,11 @@ class CQLConfig:
     """Greedy episodes per iteration (env seeds train.seed + 1000 + i, the same every iteration)."""
 
     def __post_init__(self):
+        super().__post_init__()
         require(bool(self.dataset), "dataset", self.dataset, "must name a dataset directory")
-        check_range(self, "batch_size", "updates_per_iteration", "eval_episodes", "hidden_sizes", ge=1)
-        check_range(self, "lr", "max_grad_norm", "tau", gt=0)
+        check_range(self, "updates_per_iteration", "eval_episodes", ge=1)
+        check_range(self, "tau", gt=0)
         check_range(self, "cql_coef", ge=0)
-        check_range(self, "gamma", "target_tau", gt=0, le=1)
-
-    def q_config(self) -> DQNPriorConfig:
-        """The Q-network settings in DQN-Prior's terms (its QLearner builds and updates the networks)."""
-        return DQNPriorConfig(gamma=self.gamma, lr=self.lr, hidden_sizes=self.hidden_sizes, batch_size=self.batch_size,
-                              max_grad_norm=self.max_grad_norm, double_dqn=False, target_update="soft",
-                              target_tau=self.target_tau)
 
 
 @dataclass(frozen=True)

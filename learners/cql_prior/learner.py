@@ -52,16 +52,18 @@ class CQLLearner(QLearner):
     """DQN-Prior's Q-network (frozen encoder, MLP, soft target, AdamW) trained on the CQL loss."""
 
     def __init__(self, encoder: TextEncoder, config: CQLConfig, seed: int = 0):
-        super().__init__(encoder, config.q_config(), seed)
+        super().__init__(encoder, config, seed)
         self.cql_coef = config.cql_coef
 
     def update(self, batch: Sequence[OfflineTransition]) -> dict[str, float]:
         """One gradient step on the CQL loss; then the soft target update."""
-        with torch.no_grad():  # Q_target of every candidate at every s' in one forward pass
-            q_next = self._q_all(self.target, [(t.next_state, t.next_actions) for t in batch])
+        next_pairs = [(t.next_state, t.next_actions) for t in batch]
+        with torch.no_grad():  # Q of every candidate at every s' in one forward pass per network
+            q_next = self._q_all(self.target, next_pairs)
+            q_next_online = self._q_all(self.online, next_pairs) if self.config.double_dqn else None
         rewards = torch.tensor([t.reward for t in batch], dtype=torch.float32)
         terminated = torch.tensor([t.terminated for t in batch])
-        targets = td_targets(rewards, terminated, next_state_values(q_next), self.config.gamma)
+        targets = td_targets(rewards, terminated, next_state_values(q_next, q_next_online), self.config.gamma)
         q_candidates, mask = pad(self._q_all(self.online, [(t.state, t.actions) for t in batch]))
         data = torch.tensor([t.actions.index(t.action) for t in batch])
         q_data = q_candidates[torch.arange(len(batch)), data]

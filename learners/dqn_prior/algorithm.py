@@ -24,7 +24,7 @@ from learners.algorithm import Plot
 from learners.dqn_prior.config import DQNPriorRunConfig
 from learners.dqn_prior.learner import QLearner
 from learners.dqn_prior.posterior import dedupe, sample_posterior
-from learners.dqn_prior.proposals import ProposalSampler, ProposalStats, proposal_prompt
+from learners.dqn_prior.proposals import ProposalStats, proposal_prompt
 from learners.dqn_prior.replay import ReplayBuffer, Transition
 from learners.state_io import load_state, save_state
 from policies.text_encoder import TextEncoder
@@ -49,8 +49,7 @@ class DQNPriorAlgorithm:
         self.learner = QLearner(TextEncoder(c.encoder), c.dqn, seed=c.train.seed)
         self.replay = ReplayBuffer(c.dqn.replay_capacity)
         self.scorer = runtime.scorer(c.backend, c.pool) if c.dqn.use_prior else None
-        self.proposals = ProposalSampler(self.scorer, c.dqn.k, c.dqn.proposal_temperature, c.dqn.proposal_top_p,
-                                         c.dqn.proposal_max_new_tokens, c.dqn.max_resamples, c.dqn.match_threshold)
+        self.proposals = c.proposals.sampler(self.scorer)
         self.exact_prior: dict[str, list[float]] = {}
         """prompt -> the LLM's log-probs of its admissible actions (prior: exact)."""
         self.iteration = 0

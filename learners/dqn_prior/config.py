@@ -8,44 +8,21 @@ from actors.scorer_pool import PoolConfig
 from cluster.config import ConfigError, check_range, require
 from cluster.ray_runtime import RayConfig
 from learners.algorithm import ScheduleConfig
+from learners.dqn_prior.proposals import ProposalSampler
 from policies.config import BackendConfig
 from policies.text_encoder import EncoderConfig
 
 
 @dataclass(frozen=True)
-class DQNPriorConfig:
-    """How the agent acts and learns."""
+class QNetworkConfig:
+    """The Q-network and how it learns (shared by DQN-Prior and CQL-Prior; the reference's values)."""
 
-    use_prior: bool = True
-    """Act among the LLM's proposals, weighted by the prior; false: the DQN baseline over every
-    admissible action (no LLM)."""
-    prior: Literal["proposals", "exact"] = "proposals"
-    """proposals: p_hat from k sampled proposals (counts); exact: p_LLM of every admissible action,
-    scored by the scorer pool (candidates = all admissible actions)."""
-    k: int = 5
-    """Proposals per state (reference 5)."""
-    tau: float = 0.1
-    """Temperature of Q in the posterior softmax(Q / tau + log p_LLM) (reference 0.1)."""
-    epsilon: float = 0.0
-    """Probability of a uniformly random candidate instead of a posterior draw."""
-    proposal_temperature: float = 1.0
-    proposal_top_p: float = 1.0
-    proposal_max_new_tokens: int = 10
-    max_resamples: int = 2
-    """Extra generations for proposals that matched no admissible command."""
-    match_threshold: float = 0.8
-    """Fuzzy matching: the least difflib similarity ratio accepted (learners/dqn_prior/proposals.py)."""
     gamma: float = 0.99
     lr: float = 5e-4
     """AdamW learning rate of the Q-network's MLP (reference 5e-4)."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """MLP widths on the frozen encoder's features (reference 64, 64)."""
     batch_size: int = 64
-    replay_capacity: int = 4000
-    learning_starts: int = 64
-    """Transitions collected before the first update."""
-    updates_per_episode: int = 10
-    """Gradient steps after each episode."""
     max_grad_norm: float = 1.0
     double_dqn: bool = True
     """Target: Q_target at the online network's argmax over the s' candidates (else max of Q_target)."""
@@ -56,13 +33,63 @@ class DQNPriorConfig:
     """Hard update: copy the online network every this many updates (reference 20)."""
 
     def __post_init__(self):
-        check_range(self, "k", "proposal_max_new_tokens", "batch_size", "replay_capacity", "updates_per_episode",
-                    "target_every", ge=1)
-        check_range(self, "hidden_sizes", ge=1)
-        check_range(self, "tau", "lr", "proposal_temperature", "max_grad_norm", gt=0)
-        check_range(self, "epsilon", "match_threshold", ge=0, le=1)
-        check_range(self, "proposal_top_p", "gamma", "target_tau", gt=0, le=1)
-        check_range(self, "max_resamples", "learning_starts", ge=0)
+        check_range(self, "batch_size", "target_every", "hidden_sizes", ge=1)
+        check_range(self, "lr", "max_grad_norm", gt=0)
+        check_range(self, "gamma", "target_tau", gt=0, le=1)
+
+
+@dataclass(frozen=True)
+class ProposalConfig:
+    """How the LLM proposes actions (learners/dqn_prior/proposals.py; reference k 5, temperature 1, top_p 1)."""
+
+    k: int = 5
+    """Proposals per state."""
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_new_tokens: int = 10
+    max_resamples: int = 2
+    """Extra generations for proposals that matched no admissible command."""
+    match_threshold: float = 0.8
+    """Fuzzy matching: the least difflib similarity ratio accepted."""
+
+    def __post_init__(self):
+        check_range(self, "k", "max_new_tokens", ge=1)
+        check_range(self, "temperature", gt=0)
+        check_range(self, "top_p", gt=0, le=1)
+        check_range(self, "match_threshold", ge=0, le=1)
+        check_range(self, "max_resamples", ge=0)
+
+    def sampler(self, scorer) -> ProposalSampler:
+        return ProposalSampler(scorer, self.k, self.temperature, self.top_p, self.max_new_tokens,
+                               self.max_resamples, self.match_threshold)
+
+
+@dataclass(frozen=True)
+class DQNPriorConfig(QNetworkConfig):
+    """How the agent acts and learns (the Q-network's fields come from QNetworkConfig)."""
+
+    use_prior: bool = True
+    """Act among the LLM's proposals, weighted by the prior; false: the DQN baseline over every
+    admissible action (no LLM)."""
+    prior: Literal["proposals", "exact"] = "proposals"
+    """proposals: p_hat from the k sampled proposals (counts; see the run's `proposals` section); exact: p_LLM of
+    every admissible action, scored by the scorer pool (candidates = all admissible actions)."""
+    tau: float = 0.1
+    """Temperature of Q in the posterior softmax(Q / tau + log p_LLM) (reference 0.1)."""
+    epsilon: float = 0.0
+    """Probability of a uniformly random candidate instead of a posterior draw."""
+    replay_capacity: int = 4000
+    learning_starts: int = 64
+    """Transitions collected before the first update."""
+    updates_per_episode: int = 10
+    """Gradient steps after each episode."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_range(self, "replay_capacity", "updates_per_episode", ge=1)
+        check_range(self, "tau", gt=0)
+        check_range(self, "epsilon", ge=0, le=1)
+        check_range(self, "learning_starts", ge=0)
 
 
 @dataclass(frozen=True)
@@ -98,6 +125,7 @@ class DQNPriorRunConfig:
     """Run name: outputs go to train.output_dir/name."""
     env: PriorEnvConfig = field(default_factory=PriorEnvConfig)
     dqn: DQNPriorConfig = field(default_factory=DQNPriorConfig)
+    proposals: ProposalConfig = field(default_factory=ProposalConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     backend: BackendConfig = field(default_factory=BackendConfig)
     """The LLM that proposes (and, with prior: exact, scores) actions."""

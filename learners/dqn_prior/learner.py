@@ -8,7 +8,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from learners.dqn_prior.config import DQNPriorConfig
+from learners.dqn_prior.config import QNetworkConfig
 from learners.dqn_prior.posterior import next_state_values, td_targets
 from learners.dqn_prior.replay import Transition, pair_texts
 from learners.state_io import load_state, save_state
@@ -32,7 +32,7 @@ def q_mlp(input_size: int, hidden_sizes: Sequence[int], seed: int) -> nn.Sequent
 class QLearner:
     """Q(s, a) = MLP(encoder("Observation: s, Action: a.")); only the MLP trains."""
 
-    def __init__(self, encoder: TextEncoder, config: DQNPriorConfig, seed: int = 0):
+    def __init__(self, encoder: TextEncoder, config: QNetworkConfig, seed: int = 0):
         self.encoder = encoder
         self.config = config
         self.online = q_mlp(encoder.dim, config.hidden_sizes, seed)
