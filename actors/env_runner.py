@@ -3,6 +3,12 @@
 It owns its envs and their RNG and never owns model weights: the scorer (a ScorerPool, its
 Ray actor through RemoteScorer, or an in-process LLMPolicy) answers with the log-probs of
 each env's candidate actions, the value of its prompt and the weights version used.
+
+Its state is plain JSON-able data (`state()`; `EnvRunner(..., state=...)` continues from it): the
+sampling RNG's state, the rollout sequence number and, per env, the episode number, the actions taken
+since that episode's reset and the env's step count. Every episode starts from an explicit reset seed
+(`episode_seed`), and the envs are deterministic given it, so replaying the actions restores each env
+and its prompt exactly, without pickling an env.
 """
 from __future__ import annotations
 
@@ -32,7 +38,7 @@ class RunnerConfig:
     memory: int = 3
     """Observations kept in the prompt (and memory - 1 actions)."""
     seed: int = 0
-    """Seeds the envs' first resets and the action sampling."""
+    """Seeds the envs' resets (episode_seed) and the action sampling."""
     greedy: bool = False
     """Take the highest-scoring action (evaluation) instead of sampling from the softmax."""
 
@@ -40,39 +46,83 @@ class RunnerConfig:
         check_range(self, "num_envs", "memory", ge=1)
 
 
+def episode_seed(seed: int, runner: int, env: int, episode: int) -> int:
+    """The reset seed of episode `episode` (0, 1, ...) of env `env` of runner `runner` in a run seeded `seed`."""
+    return int(np.random.SeedSequence([seed, runner, env, episode]).generate_state(1)[0])
+
+
+def check_state(config: RunnerConfig, state: dict) -> None:
+    """ValueError unless `state` (EnvRunner.state()) fits a runner of `config`."""
+    if len(state["envs"]) != config.num_envs:
+        raise ValueError(f"runner state holds {len(state['envs'])} envs but runner.num_envs is {config.num_envs}; "
+                         "resume with the num_envs the run was started with")
+
+
 def make_text_env(env_id: str, **kwargs) -> gymnasium.Env:
     """gymnasium.make for our text envs, with an error listing the ids when the id is unknown."""
-    import envs  # noqa: F401  (registers the llmrl/ ids)
+    import envs  # registers the llmrl/ ids
 
     try:
         return gymnasium.make(env_id, **kwargs)
     except gymnasium.error.Error as e:
-        known = ", ".join(sorted(k for k in gymnasium.registry if k.startswith("llmrl/")))
-        raise ValueError(f"cannot make env {env_id!r} ({e}); registered text envs: {known}") from e
+        raise ValueError(f"cannot make env {env_id!r} ({e}); registered text envs: {', '.join(envs.registered_ids())}") from e
 
 
 class EnvRunner:
-    """Collects rollouts from `num_envs` text envs with actions sampled from the LLM policy."""
+    """Collects rollouts from `num_envs` text envs with actions sampled from the LLM policy.
 
-    def __init__(self, config: RunnerConfig, scorer, index: int = 0):
+    `state`: what `state()` returned (of a runner of the same config and index): continue from it."""
+
+    def __init__(self, config: RunnerConfig, scorer, index: int = 0, state: dict | None = None):
         self.config = config
         self.scorer = scorer
         self.index = index
         self.rng = np.random.default_rng([config.seed, index])
+        self.seq = 0
+        """Sequence number of the next rollout."""
         self.envs = [make_text_env(config.env_id, **config.env_kwargs) for _ in range(config.num_envs)]
-        self.builders: list[PromptBuilder] = []
-        self.candidates: list[list[str]] = []
+        self.builders = [PromptBuilder((), memory=config.memory) for _ in self.envs]
+        self.candidates: list[list[str]] = [[] for _ in self.envs]
+        self.episode = [0] * config.num_envs
+        """Per env: the number of its current episode (which picks its reset seed)."""
+        self.taken: list[list[int]] = [[] for _ in self.envs]
+        """Per env: the actions taken since its current episode's reset."""
+        self.steps = [0] * config.num_envs
+        """Per env: steps taken so far (the id of its next step)."""
         self.episode_return = [0.0] * config.num_envs
         self.episode_length = [0] * config.num_envs
-        for n, env in enumerate(self.envs):
-            _, info = env.reset(seed=int(config.seed * 10_000 + index * 100 + n))
-            self.builders.append(PromptBuilder(info["actions"], memory=config.memory))
-            self.builders[n].reset(info["mission"], info["descriptions"])
-            self.candidates.append([" " + a for a in info["actions"]])
+        if state is not None:
+            self._load(state)
+        else:
+            for n in range(len(self.envs)):
+                self._reset_env(n)
+
+    def state(self) -> dict:
+        """The runner's state as JSON-able data (see the module docstring)."""
+        return {"seq": self.seq, "rng": self.rng.bit_generator.state,
+                "envs": [{"episode": e, "actions": list(a), "steps": s}
+                         for e, a, s in zip(self.episode, self.taken, self.steps)]}
+
+    def _load(self, state: dict) -> None:
+        """Continue from `state()`: reset each env with its episode's seed and replay the actions taken since."""
+        check_state(self.config, state)
+        self.seq = int(state["seq"])
+        self.rng.bit_generator.state = state["rng"]
+        for n, env_state in enumerate(state["envs"]):
+            self.episode[n] = int(env_state["episode"])
+            self._reset_env(n)
+            for action in env_state["actions"]:
+                self._step_env(n, int(action))
+            self.steps[n] = int(env_state["steps"])
+
+    def collect(self, num_steps: int) -> tuple[Rollout, dict]:
+        """A rollout of num_steps steps per env and the runner's state after it."""
+        return self.rollout(num_steps), self.state()
 
     def rollout(self, num_steps: int) -> Rollout:
         """Step every env num_steps times; one batched scoring request per step, one for the bootstraps."""
         timers = {"scoring": 0.0, "env_step": 0.0}
+        seq, start_steps = self.seq, list(self.steps)
         columns: dict[str, list] = {k: [] for k in (
             "prompts", "candidates", "actions", "logprobs", "values", "rewards", "terminated", "truncated", "versions")}
         episodes: list[Episode] = []
@@ -100,8 +150,9 @@ class EnvRunner:
             ("actions", torch.long), ("logprobs", torch.float32), ("values", torch.float32),
             ("rewards", torch.float32), ("terminated", torch.bool), ("truncated", torch.bool),
             ("next_values", torch.float32), ("versions", torch.long))}
+        self.seq += 1
         return Rollout(prompts=columns["prompts"], candidates=columns["candidates"], episodes=episodes,
-                       timers=timers, **tensors)
+                       timers=timers, runner=self.index, seq=seq, start_steps=start_steps, **tensors)
 
     def play(self, num_episodes: int) -> list[Episode]:
         """Step the envs until num_episodes episodes end (evaluation): one scoring request per step,
@@ -125,26 +176,38 @@ class EnvRunner:
         return actions, logps
 
     def _step_all(self, actions, episodes: list[Episode]):
-        """Step every env; record and reset finished episodes. Returns per-env results and final prompts."""
-        rewards, terminated, truncated, final_prompts = [], [], [], []
-        for n, (env, action) in enumerate(zip(self.envs, actions)):
-            _, reward, term, trunc, info = env.step(action)
-            self.builders[n].step(action, info["descriptions"])
-            self._set_actions(n, info["actions"])  # admissible actions may change every step (TextWorld)
-            self.episode_return[n] += float(reward)
-            self.episode_length[n] += 1
-            final_prompts.append(self.builders[n].render())
-            if term or trunc:
-                episodes.append(Episode(ret=self.episode_return[n], length=self.episode_length[n],
-                                        success=bool(term and reward > 0)))
-                self.episode_return[n], self.episode_length[n] = 0.0, 0
-                _, info = env.reset()
-                self.builders[n].reset(info["mission"], info["descriptions"])
-                self._set_actions(n, info["actions"])
-            rewards.append(float(reward))
-            terminated.append(bool(term))
-            truncated.append(bool(trunc))
+        """Step every env; record finished episodes. Returns per-env results and final prompts."""
+        results = [self._step_env(n, int(action)) for n, action in enumerate(actions)]
+        episodes.extend(episode for *_, episode in results if episode is not None)
+        rewards, terminated, truncated, final_prompts, _ = (list(column) for column in zip(*results))
         return rewards, terminated, truncated, final_prompts
+
+    def _step_env(self, n: int, action: int) -> tuple[float, bool, bool, str, Episode | None]:
+        """Step env n (resetting it when its episode ends): reward, terminated, truncated, the prompt after
+        the step, and the finished episode or None."""
+        _, reward, term, trunc, info = self.envs[n].step(action)
+        self.builders[n].step(action, info["descriptions"])
+        self._set_actions(n, info["actions"])  # admissible actions may change every step (TextWorld)
+        self.episode_return[n] += float(reward)
+        self.episode_length[n] += 1
+        self.taken[n].append(action)
+        self.steps[n] += 1
+        final_prompt = self.builders[n].render()
+        episode = None
+        if term or trunc:
+            episode = Episode(ret=self.episode_return[n], length=self.episode_length[n],
+                              success=bool(term and reward > 0))
+            self.episode[n] += 1
+            self._reset_env(n)
+        return float(reward), bool(term), bool(trunc), final_prompt, episode
+
+    def _reset_env(self, n: int) -> None:
+        """Start env n's current episode from its seed."""
+        _, info = self.envs[n].reset(seed=episode_seed(self.config.seed, self.index, n, self.episode[n]))
+        self.builders[n].reset(info["mission"], info["descriptions"])
+        self._set_actions(n, info["actions"])
+        self.episode_return[n], self.episode_length[n] = 0.0, 0
+        self.taken[n] = []
 
     def _set_actions(self, n: int, actions) -> None:
         """Env n's admissible actions: the candidates scored next, and the prompt's action list."""

@@ -7,8 +7,17 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import torch
+from ray.exceptions import RayActorError
 
 from actors.weight_sync import WeightSync
+
+ACTOR_LOST = RayActorError
+"""What a call on a Ray actor that died (killed, its node lost) raises (ActorDiedError, ActorUnavailableError)."""
+
+
+class LearnerLost(RuntimeError):
+    """The learner actor died mid-run. The experiment restarts the run from its latest checkpoint
+    (train.max_restarts times at most) or stops with this error."""
 
 
 class Learner(Protocol):

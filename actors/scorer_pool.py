@@ -1,22 +1,26 @@
 """ScorerPool: shards requests over ScorerWorker actors, keeps order, survives worker deaths,
-scales at runtime and pushes versioned weights to every worker (including later ones)."""
+scales at runtime (by hand or autoscaled; removed workers are drained first), counts every request in
+and every answer out, and pushes versioned weights to every worker (including later ones)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
+import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import ray
 import torch
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
-from ray.util.placement_group import PlacementGroup, get_current_placement_group, remove_placement_group
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from ray.util.placement_group import PlacementGroup, remove_placement_group
 
-from actors.placement import reserve_bundle, scheduling_in
+from actors.autoscale import Autoscaler, Observation, workers_that_fit
+from actors.placement import reserve_bundle, scheduling_in, trial_group_strategy
+from actors.pool_config import PoolConfig, worker_resources
 from actors.scorer_worker import ScorerWorker
 from actors.sharding import Shard, merge_scores, plan_shards, shard_request
-from cluster.config import check_range, require
 from policies.backend import GenerateResult, ScoreResult
 from policies.config import BackendConfig
 from policies.generation import validate_generate_args
@@ -38,78 +42,6 @@ class StoredWeights:
     @classmethod
     def put(cls, weights: Mapping[str, torch.Tensor]) -> "StoredWeights":
         return cls(ray.put(dict(weights)))
-
-
-@dataclass(frozen=True)
-class PoolConfig:
-    """How many scorer workers, and what each one reserves."""
-
-    num_workers: int = 1
-    """Scorer workers (Ray actors), each with its own copy of the model."""
-    cpus_per_worker: float = 1.0
-    """Ray CPUs reserved per worker."""
-    gpus_per_worker: float = 0.0
-    """Ray GPUs reserved per worker (0 on CPU machines)."""
-    max_retries: int = 3
-    """Times a shard is resent after its worker died before the request fails."""
-    placement_timeout_s: float = 300.0
-    """How long a worker's placement group may wait for its resources before the start fails."""
-
-    def __post_init__(self):
-        check_range(self, "num_workers", ge=1)
-        check_range(self, "cpus_per_worker", "gpus_per_worker", "max_retries", ge=0)
-        require(self.cpus_per_worker > 0 or self.gpus_per_worker > 0, "cpus_per_worker", self.cpus_per_worker,
-                "a worker must reserve some resources: set cpus_per_worker or gpus_per_worker > 0")
-        check_range(self, "placement_timeout_s", gt=0)
-
-
-def worker_resources(pool: PoolConfig, backend: BackendConfig) -> dict[str, float]:
-    """Ray resources of one worker. A GPU vLLM engine with tensor parallelism takes one whole GPU per rank;
-    Ray gives an actor all its GPUs on one node, where vLLM runs the ranks as its own processes."""
-    ranks = backend.vllm.tensor_parallel_size if backend.backend == "vllm" else 1
-    if ranks > 1 and pool.gpus_per_worker not in (0, ranks):
-        raise ValueError(f"vllm.tensor_parallel_size={ranks} needs one GPU per rank: set gpus_per_worker: {ranks} "
-                         f"(got {pool.gpus_per_worker:g})")
-    if pool.cpus_per_worker <= 0 and pool.gpus_per_worker <= 0:
-        raise ValueError("a scorer worker must reserve some resources: set cpus_per_worker or gpus_per_worker > 0")
-    return {"CPU": pool.cpus_per_worker, "GPU": pool.gpus_per_worker}
-
-
-def scorer_roles(pool: PoolConfig, backend: BackendConfig) -> list[tuple[str, dict[str, float]]]:
-    """(role, placement bundle) of each scorer worker of a pool: what an algorithm's `resource_roles` lists."""
-    bundle = worker_bundle(worker_resources(pool, backend))
-    return [(f"scorer_worker[{i}]", dict(bundle)) for i in range(pool.num_workers)]
-
-
-def worker_bundle(resources: dict[str, float]) -> dict[str, float]:
-    """The placement-group bundle that reserves one worker's resources (zero amounts left out)."""
-    return {name: amount for name, amount in resources.items() if amount > 0}
-
-
-def trial_group_strategy(bundle_index: int = -1) -> PlacementGroupSchedulingStrategy | None:
-    """Inside a placement group made for us (a Ray Tune trial's, which reserved a bundle for every actor of
-    the trial: cluster/tune.py resource_bundles), schedule into its bundle `bundle_index` (-1: any that fits)
-    and make no group of our own; None outside any placement group."""
-    group = get_current_placement_group()
-    return None if group is None else PlacementGroupSchedulingStrategy(
-        group, placement_group_bundle_index=bundle_index, placement_group_capture_child_tasks=True)
-
-
-def claim_trial_bundles(bundle: dict[str, float], taken: set[int], count: int = 1) -> list[int]:
-    """Indices of `count` bundles of the current (trial's) placement group that hold exactly `bundle`, past
-    bundle 0 (the trial's own) and not in `taken` (which they are added to); [] when there are fewer. Actors
-    pinned to bundles of their own size cannot fragment the group ("any bundle that fits" can: a small actor
-    in a large bundle leaves a large actor no room)."""
-    group = get_current_placement_group()
-    if group is None or not bundle:
-        return []
-    same = [i for i, spec in enumerate(group.bundle_specs) if i > 0 and i not in taken
-            and {k for k, v in spec.items() if v > 0} == set(bundle)
-            and all(abs(spec[k] - v) < 1e-9 for k, v in bundle.items())]
-    if len(same) < count:
-        return []
-    taken.update(same[:count])
-    return same[:count]
 
 
 class RemoteScorer:
@@ -138,7 +70,9 @@ class WorkerStartError(RuntimeError):
 
 
 class ScorerPool:
-    """Routes score / generate / hidden requests over N scorer workers; thread-safe."""
+    """Routes score / generate / hidden requests over N scorer workers; thread-safe. Counts requests in,
+    answers out and each worker's shards in flight (`stats()`); with pool.min_workers/max_workers set, a
+    background thread grows and shrinks it (actors/autoscale.py)."""
 
     def __init__(self, backend: BackendConfig, pool: PoolConfig = PoolConfig(),
                  value_head: ValueHeadConfig | None = None, bundle_indices: Sequence[int] = ()):
@@ -165,7 +99,20 @@ class ScorerPool:
         self._bundles: dict[Any, int] = {}
         """Inside a Tune trial: each worker's bundle of the trial's group."""
         self.restarts = 0
+        self._idle = threading.Condition(self._lock)
+        """Notified whenever a shard is answered (draining waits on it)."""
+        self._in_flight: Counter = Counter()
+        """Shards sent to each worker and not yet answered."""
+        self._served: Counter = Counter()
+        self._draining: list[Any] = []
+        """Workers taken out of dispatch, finishing their shards before they stop."""
+        self._resizing = threading.Lock()
+        self.requests_in = self.answers_out = self.failed = self.resizes = self.resent = 0
         self.add_workers(pool.num_workers)
+        self._autoscaler = Autoscaler(pool, self._observe, self.set_workers, self._room, time.monotonic) \
+            if pool.autoscaled else None
+        if self._autoscaler is not None:
+            self._autoscaler.start()
 
     # ---- membership --------------------------------------------------------------------
     @property
@@ -184,47 +131,53 @@ class ScorerPool:
     def _start_worker(self, group: PlacementGroup | None = None, bundle: int | None = None):
         """A ready worker holding the pool's current weights, in `group` (default: a new placement group;
         inside a Ray Tune trial: the trial's group, in `bundle` or a free reserved one)."""
-        if group is None and bundle is None and self._free_bundles:
-            bundle = self._free_bundles.pop(0)
+        with self._lock:
+            if group is None and bundle is None and self._free_bundles:
+                bundle = self._free_bundles.pop(0)
         strategy = trial_group_strategy(-1 if bundle is None else bundle) if group is None else None
         if strategy is None:
-            group = group or reserve_bundle(worker_bundle(self.resources), self.config.placement_timeout_s,
+            group = group or reserve_bundle(self.resources.bundle(), self.config.placement_timeout_s,
                                             what="scorer worker")
             strategy = scheduling_in(group)
         remote_worker = ray.remote(ScorerWorker).options(
-            num_cpus=self.resources["CPU"], num_gpus=self.resources["GPU"], max_restarts=0,
+            num_cpus=self.resources.cpus, num_gpus=self.resources.gpus, max_restarts=0,
             scheduling_strategy=strategy)
         worker = remote_worker.remote(self.backend_config, self.value_head_config)
+        with self._lock:
+            weights, version = self._weights_ref, self._version
         try:
-            if self._weights_ref is not None:
-                ray.get(worker.load_weights.remote(self._weights_ref, self._version))
+            if weights is not None:
+                ray.get(worker.load_weights.remote(weights, version))
             else:
                 ray.get(worker.version.remote())
         except _WORKER_LOST as e:
             if group is not None:
                 remove_placement_group(group)
             if bundle is not None:
-                self._free_bundles.append(bundle)
+                with self._lock:
+                    self._free_bundles.append(bundle)
             raise WorkerStartError(f"a scorer worker for model {self.backend_config.model!r} failed to start: {e}") from e
-        if group is not None:
-            self._groups[worker] = group
-        if bundle is not None:
-            self._bundles[worker] = bundle
+        with self._lock:
+            if group is not None:
+                self._groups[worker] = group
+            if bundle is not None:
+                self._bundles[worker] = bundle
         return worker
 
     def _stop(self, worker) -> None:
         """Kill a worker and free its placement group."""
         ray.kill(worker, no_restart=True)
-        group = self._groups.pop(worker, None)
+        with self._lock:
+            group = self._groups.pop(worker, None)
+            if worker in self._bundles:
+                self._free_bundles.append(self._bundles.pop(worker))
         if group is not None:
             remove_placement_group(group)
-        if worker in self._bundles:
-            self._free_bundles.append(self._bundles.pop(worker))
 
     def _check_capacity(self, total_workers: int) -> None:
         """Fail fast (instead of waiting forever) when the cluster cannot hold that many workers."""
         have = ray.cluster_resources()
-        for resource, per_worker in self.resources.items():
+        for resource, per_worker in self.resources.bundle().items():
             need = per_worker * total_workers
             if need > have.get(resource, 0.0) + 1e-9:
                 raise ValueError(
@@ -234,20 +187,76 @@ class ScorerPool:
                 )
 
     def add_workers(self, n: int) -> None:
-        """Start n more workers; each gets the current weights before it serves."""
-        self._check_capacity(self.num_workers + n)
-        with self._lock:  # held so a concurrent load_weights cannot slip between start and join
-            self._workers.extend(self._start_worker() for _ in range(n))
+        """Start n more workers; each gets the current weights before it serves. Requests keep being served
+        by the others while a worker loads."""
+        self._check_capacity(self.num_workers + len(self._draining) + n)
+        for _ in range(n):
+            worker = self._start_worker()
+            with self._lock:  # a load_weights since the start: catch up before joining
+                if self._weights_ref is not None and ray.get(worker.version.remote()) != self._version:
+                    ray.get(worker.load_weights.remote(self._weights_ref, self._version))
+                self._workers.append(worker)
 
     def remove_workers(self, n: int) -> None:
-        """Stop the n most recently added workers (at least one stays)."""
+        """Stop the n most recently added workers (at least one stays), draining them first: they get no new
+        shards, and each stops once its shards in flight are answered (or after pool.drain_timeout_s, when
+        what it still holds is resent to the others)."""
         with self._lock:
             if n >= len(self._workers):
                 raise ValueError(f"cannot remove {n} of {len(self._workers)} workers: at least one must stay")
             removed = self._workers[len(self._workers) - n:]
             del self._workers[len(self._workers) - n:]
+            self._draining.extend(removed)
+        deadline = time.monotonic() + self.config.drain_timeout_s
+        with self._idle:
+            while any(self._in_flight[w] for w in removed) and time.monotonic() < deadline:
+                self._idle.wait(deadline - time.monotonic())
+            if any(self._in_flight[w] for w in removed):
+                log.warning("scorer workers still busy after drain_timeout_s=%g: stopped anyway, their shards resent",
+                            self.config.drain_timeout_s)
         for worker in removed:
             self._stop(worker)
+            with self._lock:
+                self._draining.remove(worker)
+
+    def set_workers(self, n: int) -> int:
+        """Grow or shrink the pool to n workers (removed ones drained first); returns the new count."""
+        c = self.config
+        if n < 1 or (c.autoscaled and not c.min_workers <= n <= c.max_workers):
+            bounds = f"[{c.min_workers}, {c.max_workers}] (pool.min_workers/max_workers)" if c.autoscaled else ">= 1"
+            raise ValueError(f"cannot set the scorer pool to {n} workers: the count must be in {bounds}")
+        with self._resizing:
+            before = self.num_workers
+            if n > before:
+                self.add_workers(n - before)
+            elif n < before:
+                self.remove_workers(before - n)
+            if n != before:
+                with self._lock:
+                    self.resizes += 1
+                log.info("scorer pool resized: %d -> %d workers", before, n)
+        return self.num_workers
+
+    def _observe(self) -> Observation:
+        with self._lock:
+            return Observation(time.monotonic(), len(self._workers), sum(self._in_flight[w] for w in self._workers))
+
+    def _room(self) -> int:
+        """Workers the cluster's free resources hold now."""
+        return workers_that_fit(ray.available_resources(), self.resources.bundle())
+
+    def stats(self) -> dict[str, Any]:
+        """Workers, requests in / answers out / failed, shards in flight and queued, workers restarted and
+        shards resent after a worker was lost, resizes,
+        and per serving worker its shards in flight and answered."""
+        with self._lock:
+            obs = self._observe()
+            return {"workers": obs.workers, "draining": len(self._draining), "requests_in": self.requests_in,
+                    "answers_out": self.answers_out, "failed": self.failed,
+                    "in_flight": sum(self._in_flight.values()), "queued": obs.queued, "restarts": self.restarts,
+                    "resent": self.resent, "resizes": self.resizes, "min_workers": self.config.min_workers,
+                    "max_workers": self.config.max_workers,
+                    "per_worker": [{"in_flight": self._in_flight[w], "served": self._served[w]} for w in self._workers]}
 
     def _replacement_for(self, dead, slot: int):
         """The worker to resend a lost shard to: a fresh one in the dead worker's place, or a live one."""
@@ -269,27 +278,62 @@ class ScorerPool:
             return fresh
 
     # ---- dispatch ----------------------------------------------------------------------
+    def _send(self, worker, method: str, payload: tuple[tuple, dict]) -> ray.ObjectRef:
+        with self._lock:
+            self._in_flight[worker] += 1
+        args, kwargs = payload
+        return getattr(worker, method).remote(*args, **kwargs)
+
+    def _answered(self, worker) -> None:
+        with self._idle:
+            self._in_flight[worker] -= 1
+            if not self._in_flight[worker]:
+                del self._in_flight[worker]
+            self._served[worker] += 1
+            self._idle.notify_all()
+
     def _run(self, method: str, payloads: Sequence[tuple[tuple, dict]]) -> list[Any]:
         """Run payload k on worker k (mod N); resend a payload whose worker dies. Answers in payload order."""
-        workers = self.workers()
-        assigned = [workers[k % len(workers)] for k in range(len(payloads))]
-        pending = {getattr(w, method).remote(*args, **kwargs): k for k, (w, (args, kwargs)) in enumerate(zip(assigned, payloads))}
+        with self._lock:  # sent and counted at once: a worker being removed sees these shards in flight
+            workers = list(self._workers)
+            assigned = [workers[k % len(workers)] for k in range(len(payloads))]
+            pending = {self._send(w, method, payload): k for k, (w, payload) in enumerate(zip(assigned, payloads))}
         answers: list[Any] = [None] * len(payloads)
         tries = [0] * len(payloads)
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
-            ref = ready[0]
-            k = pending.pop(ref)
-            try:
-                answers[k] = ray.get(ref)
-            except _WORKER_LOST:
-                tries[k] += 1
-                if tries[k] > self.config.max_retries:
-                    raise
-                assigned[k] = self._replacement_for(assigned[k], k)
-                args, kwargs = payloads[k]
-                pending[getattr(assigned[k], method).remote(*args, **kwargs)] = k
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                ref = ready[0]
+                k = pending.pop(ref)
+                self._answered(assigned[k])
+                try:
+                    answers[k] = ray.get(ref)
+                except _WORKER_LOST:
+                    tries[k] += 1
+                    if tries[k] > self.config.max_retries:
+                        raise
+                    with self._lock:
+                        self.resent += 1
+                        assigned[k] = self._replacement_for(assigned[k], k)
+                        pending[self._send(assigned[k], method, payloads[k])] = k
+        finally:
+            for k in pending.values():  # left unanswered by a failed request: no longer counted
+                self._answered(assigned[k])
         return answers
+
+    @contextlib.contextmanager
+    def _counted(self):
+        """Counts one public request in, and its answer out (or its failure)."""
+        with self._lock:
+            self.requests_in += 1
+        try:
+            yield
+        except BaseException:
+            with self._lock:
+                self.failed += 1
+            raise
+        with self._lock:
+            self.answers_out += 1
 
     def score(self, contexts: Sequence[str], candidates: Sequence[Sequence[str]], *, mean: bool = False,
               with_hidden: bool = False, with_values: bool = False) -> ScoreResult:
@@ -298,6 +342,10 @@ class ScorerPool:
         (Bitwise identical on CPU, where every worker runs the same number of intra-op threads;
         BLAS rounding can depend on the thread count, so a bare backend matches at the same count.)
         """
+        with self._counted():
+            return self._score(contexts, candidates, mean=mean, with_hidden=with_hidden, with_values=with_values)
+
+    def _score(self, contexts, candidates, *, mean: bool, with_hidden: bool, with_values: bool) -> ScoreResult:
         validate_request(contexts, candidates)
         counts = [len(c) for c in candidates]
         costs = [len(ctx) + sum(map(len, cands)) for ctx, cands in zip(contexts, candidates)]
@@ -315,6 +363,10 @@ class ScorerPool:
 
     def hidden(self, contexts: Sequence[str]) -> torch.Tensor:
         """[num_contexts, H] hidden states for value heads."""
+        with self._counted():
+            return self._hidden(contexts)
+
+    def _hidden(self, contexts: Sequence[str]) -> torch.Tensor:
         validate_request(contexts, [["?"]] * len(contexts))
         shards = plan_shards([1] * len(contexts), self.num_workers)
         payloads = [(([contexts[i] for i in s.contexts],), {}) for s in shards]
@@ -324,10 +376,13 @@ class ScorerPool:
     def generate(self, prompts: Sequence[str], *, n: int = 1, max_new_tokens: int = 32, temperature: float = 0.0,
                  top_p: float = 1.0, stop: Sequence[str] = (), seed: int | None = None) -> GenerateResult:
         """n completions per prompt, prompts sharded over workers. Greedy output is identical for any N."""
-        validate_generate_args(prompts, n, max_new_tokens, temperature, top_p)
+        with self._counted():
+            validate_generate_args(prompts, n, max_new_tokens, temperature, top_p)
+            return self._generate(prompts, dict(n=n, max_new_tokens=max_new_tokens, temperature=temperature,
+                                                top_p=top_p, stop=tuple(stop), seed=seed))
+
+    def _generate(self, prompts: Sequence[str], kwargs: dict) -> GenerateResult:
         shards = plan_shards([1] * len(prompts), self.num_workers)
-        kwargs = dict(n=n, max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, stop=tuple(stop),
-                      seed=seed)
         payloads = [(([prompts[i] for i in s.contexts],), kwargs) for s in shards]
         answers: list[GenerateResult] = self._run("generate", payloads)
         return GenerateResult(
@@ -352,8 +407,10 @@ class ScorerPool:
         return self._run("info", [((), {})] * self.num_workers)
 
     def shutdown(self) -> None:
+        if self._autoscaler is not None:
+            self._autoscaler.stop()
         with self._lock:
-            workers, self._workers = self._workers, []
+            workers, self._workers = self._workers + self._draining, []
         for worker in workers:
             self._stop(worker)
 

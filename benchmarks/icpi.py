@@ -147,7 +147,7 @@ def regret_table(summaries: list[dict]) -> str:
 
 
 def run(args) -> int:
-    from actors.scorer_pool import PoolConfig
+    from actors.pool_config import PoolConfig
     from cluster.runtime import RayRuntime
     from learners.icpi.baselines import LLM_AGENTS
     from learners.icpi.client import model_token_counter

@@ -60,6 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
                               "(repeatable)")
     collect.set_defaults(handler=lambda args: _lazy("learners.cql_prior.collect", "collect_command")(args))
 
+    plan = commands.add_parser("plan", help="where a run's actors would go on a cluster (starts nothing)")
+    plan.add_argument("config", help="run config (YAML)")
+    plan.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                      help="override a config value by its dotted key (repeatable), as with llmrl run")
+    plan.add_argument("--cluster", default=None, metavar="YAML",
+                      help="a Ray cluster-launcher config (e.g. ray_config.yaml): its node types at full size")
+    plan.add_argument("--nodes", default=None, metavar="SPEC",
+                      help='node types as COUNTxRESOURCES, e.g. "1x8CPU,2x8CPU+8GPU" (default: this machine)')
+    plan.add_argument("--json", action="store_true", help="the plan as JSON")
+    plan.set_defaults(handler=lambda args: print(_lazy("cluster.plan", "plan_command")(
+        args.config, args.overrides, args.cluster, args.nodes, args.json)) or 0)
+
     submit = commands.add_parser("submit", help="run a config as a Ray Job on a cluster (llmrl run, remotely)")
     submit.add_argument("config", help="run config (YAML) inside this repository, which the job uploads")
     submit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
@@ -84,17 +96,48 @@ def build_parser() -> argparse.ArgumentParser:
                              help="stream the logs until the job ends; exit status 0 only if it SUCCEEDED")
     jobs.set_defaults(handler=_jobs)
 
+    scale = commands.add_parser("scale", help="change the scorer-worker count of a running run (use_ray: true)")
+    scale.add_argument("target", metavar="RUN_DIR_OR_JOB", help="a running run's directory, or the id of a Ray Job "
+                                                                "started by llmrl submit")
+    scale.add_argument("--scorers", type=int, required=True, metavar="N", help="the scorer workers to have")
+    scale.add_argument("--address", default=None,
+                       help="with a RUN_DIR: the Ray GCS address (default: the one in RUN_DIR/ray.json); with a job "
+                            "id: the cluster's dashboard, as for llmrl jobs")
+    scale.add_argument("--python", default=None, metavar="PATH",
+                       help="with a job id: the interpreter the scale job runs on the head, as for llmrl submit")
+    scale.set_defaults(handler=lambda args: _lazy("cluster.scale", "scale_command")(args))
+
     evaluation = commands.add_parser("eval", help="success rate and mean return of a checkpoint or a baseline")
     evaluation.add_argument("checkpoint", nargs="?", default=None,
                             help="a checkpoint directory written by llmrl run (RUN_DIR/checkpoints/checkpoint_N)")
-    evaluation.add_argument("--env", required=True, help="registered env id, e.g. llmrl/BabyAI-GoToRedBall-v0")
-    evaluation.add_argument("--episodes", type=int, default=20)
+    evaluation.add_argument("--env", default=None, help="registered env id, e.g. llmrl/BabyAI-GoToRedBall-v0")
+    evaluation.add_argument("--suite", default=None, metavar="NAME|YAML",
+                            help="a set of tests instead of one env: glam (GLAM's generalization tests; "
+                                 "configs/eval/) or a suite YAML; writes a CSV and a bar chart")
+    evaluation.add_argument("--policies", default=None,
+                            help="with --suite: the rows to evaluate, comma-separated (default: trained,random,"
+                                 "zero-shot for checkpoint suites, every policy of a run suite)")
+    evaluation.add_argument("--output-dir", default="runs/eval", help="with --suite: where the CSV and PNG go")
+    evaluation.add_argument("--episodes", type=int, default=None,
+                            help="episodes (default 20; with --suite: per test and seed, default the suite's)")
     evaluation.add_argument("--policy", default="trained", choices=["trained", "random", "zero-shot"])
     evaluation.add_argument("--model", default="smollm2-135m", help="the LLM of the zero-shot baseline")
     evaluation.add_argument("--num-envs", type=int, default=4)
     evaluation.add_argument("--seed", type=int, default=12345)
     evaluation.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")
     evaluation.set_defaults(handler=lambda args: _lazy("cluster.eval_command", "run_eval")(args))
+
+    compare = commands.add_parser("compare", help="overlay learning curves of runs (mean and spread per group)")
+    compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories written by llmrl run")
+    compare.add_argument("--x", default="env_steps", help="metrics column on the x axis (default env_steps)")
+    compare.add_argument("--y", default="success_rate", help="metrics column compared (default success_rate)")
+    compare.add_argument("--group-by", default="name", metavar="KEY",
+                         help="runs sharing this config key are one curve (mean, min-max band): name (default), "
+                              "method, any dotted key such as ppo.lr, or dir (each run alone)")
+    compare.add_argument("--threshold", type=float, default=None,
+                         help="also report the first x where a group's mean reaches this value")
+    compare.add_argument("--output", default="compare.png", help="where to write the PNG (default compare.png)")
+    compare.set_defaults(handler=lambda args: _lazy("cluster.compare", "compare_command")(args))
 
     bench = commands.add_parser("bench", help="benchmarks that print figures")
     benches = bench.add_subparsers(dest="bench", required=True)
@@ -117,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     from benchmarks.priors import add_arguments as add_bench_priors
 
     add_bench_priors(benches.add_parser("priors", help="DQN-Prior vs DQN: env steps to a success rate, curves"))
+    from benchmarks.scaling import add_arguments as add_bench_scaling
+
+    add_bench_scaling(benches.add_parser("scaling", help="scorer throughput with 1, 2, 4 workers; time to join"))
     return parser
 
 
@@ -203,7 +249,7 @@ def _plots_of(method: str):
 
 
 def _score(args: argparse.Namespace) -> int:
-    from actors.scorer_pool import PoolConfig
+    from actors.pool_config import PoolConfig
     from cluster.runtime import make_runtime
     from cluster.score_command import score_lines
     from policies.config import BackendConfig

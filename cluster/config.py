@@ -57,6 +57,16 @@ def check_range(config: Any, *fields: str, gt: float | None = None, ge: float | 
                 + ("null or " if none_ok else "") + allowed)
 
 
+def check_env_id(env_id: str, field: str = "env.id") -> None:
+    """ConfigError naming `field` unless `env_id` is a registered env (the llmrl/ ids are listed)."""
+    import gymnasium
+
+    import envs
+
+    if env_id not in gymnasium.registry:
+        raise ConfigError(f"{field}: {env_id!r} is not a registered env; choose one of {', '.join(envs.registered_ids())}")
+
+
 def read_yaml(path: str | Path, example: str = "configs/glam_babyai.yaml") -> Any:
     """The plain data of a YAML file; a missing or unparsable file is a ConfigError naming it (and `example`)."""
     path = Path(path)
@@ -239,5 +249,5 @@ def _convert(tp: Any, value: Any, where: _Where) -> Any:
     raise ConfigError(f"{where}: unsupported config type {tp}")  # a bug in a config class
 
 
-__all__ = ["ConfigError", "FieldError", "apply_overrides", "check_range", "from_dict", "load_yaml",
+__all__ = ["ConfigError", "FieldError", "apply_overrides", "check_env_id", "check_range", "from_dict", "load_yaml",
            "parse_override", "require", "set_dotted", "to_dict"]

@@ -11,6 +11,7 @@ A run directory:
 from __future__ import annotations
 
 import json
+import logging
 import math
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any, Sequence
 import yaml
 from tqdm import tqdm
 
+from actors.learner_actor import LearnerLost
 from cluster.checkpoint import (CheckpointError, latest_checkpoint, prune_checkpoints, restore_rng_state, rng_state,
                                 write_checkpoint)
 from cluster.config import ConfigError, read_yaml, to_dict
@@ -26,6 +28,8 @@ from cluster.methods import algorithm_class, config_from_dict
 from cluster.metrics import MetricsLogger, plot_curves
 from cluster.runtime import make_runtime
 from learners.state_io import load_state, save_state
+
+log = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.yaml"
 SUMMARY_NAME = "summary.json"
@@ -72,6 +76,9 @@ class Experiment:
     `run_dir` given: resume that run from its latest checkpoint (metrics rows logged after it are
     dropped, so redone iterations appear once). Nothing is created on disk before the algorithm
     has been set up, so a run that cannot start leaves no directory behind.
+
+    A learner actor that dies (LearnerLost from step) restarts the run in this process from its latest
+    checkpoint, the same way, at most train.max_restarts times (0 when the config has no such field).
     """
 
     def __init__(self, config: Any, run_dir: Path | None = None, progress: bool = True, runtime: Any = None,
@@ -83,6 +90,8 @@ class Experiment:
         self.run_dir = Path(run_dir) if run_dir is not None else new_run_dir(config)
         self.progress = progress
         self.runtime = runtime
+        self.restarts = 0
+        """Restarts from a checkpoint after the learner died."""
 
     def run(self) -> Path:
         c = self.config
@@ -103,14 +112,29 @@ class Experiment:
             else:
                 self.run_dir.mkdir(parents=True)
             write_config(self.run_dir, c)
+            getattr(algorithm, "announce", lambda run_dir: None)(self.run_dir)  # e.g. GLAM's ray.json (llmrl scale)
             bar = tqdm(total=c.train.total_env_steps, initial=algorithm.env_steps, unit="step",
                        disable=not self.progress, file=sys.stderr)
-            with MetricsLogger(self.run_dir, resume_after=algorithm.iteration if self.resuming else None) as logger:
-                self._loop(algorithm, logger, bar)
+            resume_after = algorithm.iteration if self.resuming else None
+            while True:
+                try:
+                    with MetricsLogger(self.run_dir, resume_after=resume_after) as logger:
+                        self._loop(algorithm, logger, bar)
+                    break
+                except LearnerLost as lost:
+                    checkpoint = self._restart_point(lost)
+                    algorithm.stop()
+                    algorithm = None  # stopped: not stopped again should the new one fail to start
+                    algorithm = algorithm_class(c.method)(c, runtime, **self.algorithm_options)
+                    restore_checkpoint(checkpoint, algorithm)
+                    getattr(algorithm, "announce", lambda run_dir: None)(self.run_dir)
+                    resume_after = algorithm.iteration
+                    log.warning("%s; restarted the run from %s", lost, checkpoint)
         finally:
             if bar is not None:
                 bar.close()
-            algorithm.stop()
+            if algorithm is not None:
+                algorithm.stop()
             if self.runtime is None:
                 runtime.shutdown()
         summary = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in algorithm.summary().items()}
@@ -118,6 +142,19 @@ class Experiment:
         for plot in algorithm.plots:
             plot_curves(self.run_dir, x=plot.x, ys=list(plot.ys), path=self.run_dir / plot.filename)
         return self.run_dir
+
+    def _restart_point(self, lost: LearnerLost) -> Path:
+        """The checkpoint to restart from after `lost`, counted; LearnerLost naming the limit when none is allowed."""
+        allowed = getattr(self.config.train, "max_restarts", 0)
+        checkpoint = latest_checkpoint(self.run_dir)
+        if self.restarts >= allowed:
+            raise LearnerLost(f"{lost}; not restarted: train.max_restarts is {allowed} and {self.restarts} restart(s) "
+                              "were made (raise train.max_restarts to restart from the latest checkpoint)") from lost
+        if checkpoint is None:
+            raise LearnerLost(f"{lost}; not restarted: the run has no checkpoint yet (lower train.checkpoint_every "
+                              "to checkpoint sooner)") from lost
+        self.restarts += 1
+        return checkpoint
 
     def _loop(self, algorithm: Any, logger: MetricsLogger, bar: tqdm) -> None:
         every = self.config.train.checkpoint_every

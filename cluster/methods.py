@@ -14,6 +14,7 @@ METHODS = {
     "icpi": "learners.icpi.algorithm:IcpiAlgorithm",
     "dqn_prior": "learners.dqn_prior.algorithm:DQNPriorAlgorithm",
     "cql_prior": "learners.cql_prior.algorithm:CQLPriorAlgorithm",
+    "rllib": "learners.rllib.algorithm:RLlibAlgorithm",
 }
 
 

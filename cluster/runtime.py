@@ -8,25 +8,13 @@ each spawned object as an actor. The same algorithm code and config run both way
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Sequence
 
-from actors.scorer_pool import PoolConfig
+from actors.placement import Resources
+from actors.pool_config import PoolConfig
 from cluster.ray_runtime import RayConfig, ensure_ray
 from policies.config import BackendConfig
 from policies.value_head import ValueHeadConfig
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one spawned part reserves (Ray logical CPUs and GPUs; a placement-group bundle)."""
-
-    cpus: float = 1.0
-    gpus: float = 0.0
-
-    def bundle(self) -> dict[str, float]:
-        """The placement-group bundle (zero amounts left out)."""
-        return {name: amount for name, amount in (("CPU", self.cpus), ("GPU", self.gpus)) if amount > 0}
 
 
 class LocalHandle:
@@ -94,11 +82,13 @@ class RayRuntime:
         """Inside a Tune trial: the bundles of the trial's group each actor (a pool: its workers) was given."""
         self._taken: set[int] = set()
 
-    def spawn(self, cls: type, *args, resources: Resources = Resources(), concurrency: int = 1, **kwargs) -> RayHandle:
+    def spawn(self, cls: type, *args, resources: Resources = Resources(), concurrency: int = 1,
+              name: str | None = None, **kwargs) -> RayHandle:
+        """`name`: the actor's name in the Ray namespace cluster.scale.NAMESPACE, for other processes to find."""
         import ray
 
         from actors.placement import reserve_bundle, scheduling_in
-        from actors.scorer_pool import claim_trial_bundles, trial_group_strategy
+        from actors.placement import claim_trial_bundles, trial_group_strategy
 
         ensure_ray(self.config)  # started on first use: a run that spawns nothing starts no Ray
         claimed = claim_trial_bundles(resources.bundle(), self._taken)  # inside a Ray Tune trial: a bundle
@@ -111,6 +101,10 @@ class RayRuntime:
             strategy = scheduling_in(group)
         if strategy is not None:
             options["scheduling_strategy"] = strategy
+        if name is not None:
+            from cluster.scale import NAMESPACE
+
+            options.update(name=name, namespace=NAMESPACE)
         handle = RayHandle(ray.remote(cls).options(**options).remote(*args, **kwargs), group)
         self._spawned.append(handle)
         if claimed:
@@ -123,15 +117,17 @@ class RayRuntime:
         return ray.get(futures)
 
     def scorer(self, backend: BackendConfig, pool: PoolConfig, value_head: ValueHeadConfig | None = None,
-               concurrency: int = 4):
+               concurrency: int = 4, name: str | None = None):
         """The scoring interface (score, generate) of a ScorerPool actor routing over pool.num_workers
-        scorer workers; `concurrency`: requests the router serves at once."""
-        from actors.scorer_pool import RemoteScorer, ScorerPool, claim_trial_bundles, worker_bundle, worker_resources
+        scorer workers; `concurrency`: requests the router serves at once; `name`: see `spawn`."""
+        from actors.placement import claim_trial_bundles
+        from actors.pool_config import worker_resources
+        from actors.scorer_pool import RemoteScorer, ScorerPool
 
         ensure_ray(self.config)
-        bundles = claim_trial_bundles(worker_bundle(worker_resources(pool, backend)), self._taken, pool.num_workers)
+        bundles = claim_trial_bundles(worker_resources(pool, backend).bundle(), self._taken, pool.num_workers)
         handle = self.spawn(ScorerPool, backend, pool, value_head, bundle_indices=bundles, resources=Resources(0.0),
-                            concurrency=concurrency)
+                            concurrency=concurrency, name=name)
         self._bundles[handle] = self._bundles.get(handle, []) + bundles
         return RemoteScorer(handle.actor, on_shutdown=lambda: self.kill(handle))
 

@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 from ray import tune
 
+from cluster import plan
 from cluster.config import ConfigError, set_dotted, to_dict
 from cluster.experiment import restore_checkpoint, save_checkpoint
 from cluster.methods import algorithm_class, config_from_dict
@@ -49,16 +50,9 @@ the last row it reported."""
 
 # ---- placement ---------------------------------------------------------------------------------
 def resource_bundles(config: Any, trainable_cpus: float = TRAINABLE_CPUS) -> list[tuple[str, dict[str, float]]]:
-    """(role, bundle) of everything a run of `config` reserves, the trainable's own bundle first, then the
-    actors its algorithm starts (`resource_roles` of the method's Algorithm class: learner, scorer workers, env
-    runners...). Without use_ray, the trainable's bundle holds them all (they run in its process)."""
-    own = {"CPU": trainable_cpus}
-    roles = [(role, bundle) for role, bundle in algorithm_class(config.method).resource_roles(config) if bundle]
-    if not config.use_ray:
-        for _, bundle in roles:
-            own = {k: own.get(k, 0.0) + bundle.get(k, 0.0) for k in {**own, **bundle}}
-        return [("trainable", own)]
-    return [("trainable", own)] + roles
+    """(role, bundle) a trial of `config` reserves: the trainable's own bundle first, then its actors
+    (cluster/plan.py resource_bundles)."""
+    return plan.resource_bundles(config, "trainable", trainable_cpus)
 
 
 def placement(sweep: Sweep, params: dict[str, Any]) -> tune.PlacementGroupFactory:

@@ -11,4 +11,12 @@ register_frozenlake()
 register_textworld()
 register_overcooked()
 
-__all__ = ["ENV_IDS", "ICPI_ENV_IDS"]
+
+def registered_ids() -> list[str]:
+    """Every registered llmrl/ env id, sorted (for error messages)."""
+    import gymnasium
+
+    return sorted(k for k in gymnasium.registry if k.startswith("llmrl/"))
+
+
+__all__ = ["ENV_IDS", "ICPI_ENV_IDS", "registered_ids"]

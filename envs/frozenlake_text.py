@@ -101,9 +101,15 @@ class FrozenLakeText(gymnasium.Wrapper):
 FROZENLAKE_IDS = {"llmrl/FrozenLake4x4-v0": "4x4", "llmrl/FrozenLake8x8-v0": "8x8"}
 
 
+def make_frozenlake_text(**kwargs) -> FrozenLakeText:
+    """The registered ids' entry point (a function: gymnasium 1.2 reads a class entry point's `metadata`,
+    which a Wrapper only has on instances)."""
+    return FrozenLakeText(**kwargs)
+
+
 def register_frozenlake() -> None:
     """Register the FrozenLake ids with Gymnasium (registered ids are left alone)."""
     for id_, map_name in FROZENLAKE_IDS.items():
         if id_ not in gymnasium.registry:
-            gymnasium.register(id=id_, entry_point="envs.frozenlake_text:FrozenLakeText",
+            gymnasium.register(id=id_, entry_point="envs.frozenlake_text:make_frozenlake_text",
                                kwargs={"map_name": map_name})

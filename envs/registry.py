@@ -33,6 +33,7 @@ SPECS: dict[str, dict[str, str]] = {
         for level in VARIANT_LEVELS
         for variant, vocabulary in VARIANTS.items()
     },
+    env_id("GoToLocal", "French"): {"level": "GoToLocal", "vocabulary": "french"},
 }
 """Registered id -> keyword arguments of the entry point."""
 ENV_IDS = tuple(SPECS)

@@ -17,7 +17,9 @@ class Vocabulary:
     actions: tuple[str, ...] = ACTIONS
     """Six distinct action strings, in minigrid's order: left, right, forward, pickup, drop, toggle."""
     words: tuple[tuple[str, str], ...] = ()
-    """(minigrid word, word shown) pairs, e.g. ("ball", "table")."""
+    """(minigrid word or phrase, shown) pairs, e.g. ("ball", "table"); whole words, longest first."""
+    rules: tuple[tuple[str, str], ...] = ()
+    """(regex, replacement) pairs applied in order before `words` (e.g. to move adjectives after nouns)."""
 
     def __post_init__(self):
         if len(self.actions) != len(ACTIONS) or len(set(self.actions)) != len(ACTIONS):
@@ -25,10 +27,13 @@ class Vocabulary:
 
     def translate(self, text: str) -> str:
         """The text with each substituted word replaced (whole words only)."""
+        for pattern, replacement in self.rules:
+            text = re.sub(pattern, replacement, text)
         if not self.words:
             return text
         table = dict(self.words)
-        pattern = r"\b(" + "|".join(re.escape(w) for w in table) + r")\b"
+        keys = sorted(table, key=len, reverse=True)  # "You see" before "You"
+        pattern = r"\b(" + "|".join(re.escape(w) for w in keys) + r")\b"
         return re.sub(pattern, lambda m: table[m.group(1)], text)
 
 
@@ -39,11 +44,32 @@ INVENTED_WORDS = Vocabulary(words=(
     ("red", "faze"), ("green", "jatu"), ("blue", "croh"),
     ("purple", "vurst"), ("yellow", "gakul"), ("grey", "sil"),
 ))
-SYNONYM_ACTIONS = Vocabulary(actions=("rotate left", "rotate right", "move ahead", "grab", "release", "activate"))
+SYNONYM_ACTIONS = Vocabulary(actions=("rotate left", "rotate right", "move ahead", "take", "release", "switch"))
+"""GLAM's own synonym list (its generalization test)."""
+
+_OBJECT = r"(ball|key|box|door)"
+FRENCH = Vocabulary(
+    actions=("tourner à gauche", "tourner à droite", "avancer", "ramasser", "lâcher", "basculer"),
+    rules=(  # French order (noun, colour, state) while still in English words; every object but a wall is feminine
+        (r"\b(?:a|the) (open|closed|locked) (\w+) door\b", r"une porte \2 \1"),
+        (r"\bgo to (?:the|a) (\w+) " + _OBJECT + r"\b", r"va à la \2 \1"),
+        (r"\b(?:a|the) (\w+) " + _OBJECT + r"\b", r"une \2 \1"),
+        (r"\b(\d+) steps?\b", r"\1 pas"),
+    ),
+    words=(
+        ("You see a wall", "Tu vois un mur"), ("You see", "Tu vois"), ("You carry", "Tu portes"),
+        ("ball", "balle"), ("key", "clé"), ("box", "boîte"), ("door", "porte"),
+        ("red", "rouge"), ("green", "verte"), ("blue", "bleue"), ("purple", "violette"), ("yellow", "jaune"),
+        ("grey", "grise"), ("open", "ouverte"), ("closed", "fermée"), ("locked", "verrouillée"),
+        ("forward", "devant"), ("left", "à gauche"), ("right", "à droite"), ("and", "et"),
+    ),
+)
+"""GLAM's French test (GoTo missions and observations in French; the prompt's frame stays English)."""
 
 VOCABULARIES = {
     "standard": STANDARD,
     "oov_nouns": OOV_NOUNS,
     "invented_words": INVENTED_WORDS,
     "synonym_actions": SYNONYM_ACTIONS,
+    "french": FRENCH,
 }

@@ -218,13 +218,27 @@ def test_prompt_from_a_synonym_env_lists_its_actions():
     _, info = env.reset(seed=0)
     prompt = PromptBuilder(info["actions"])
     prompt.reset(info["mission"], info["descriptions"])
-    for action in ("rotate left", "move ahead", "rotate right", "activate"):
+    for action in ("rotate left", "move ahead", "rotate right", "switch"):
         _, _, _, _, info = env.step(action)
         prompt.step(action, info["descriptions"])
     text = prompt.render()
     assert text.startswith(
-        "Possible action of the agent: rotate left, rotate right, move ahead, grab, release, activate\n"
+        "Possible action of the agent: rotate left, rotate right, move ahead, take, release, switch\n"
         f"Goal of the agent: {info['mission']}\n"
     )
     assert text.endswith(f"Observation 2: {', '.join(info['descriptions'])}\nAction 2:")
-    assert "Action 0: rotate right\n" in text and "Action 1: activate\n" in text
+    assert "Action 0: rotate right\n" in text and "Action 1: switch\n" in text
+
+
+def test_goto_in_french():
+    env = gymnasium.make(env_id("GoToLocal", "French"))
+    _, info = env.reset(seed=0)
+    assert info["mission"] == "va à la balle verte"
+    assert info["descriptions"][:2] == ["Tu vois un mur 2 pas à gauche",
+                                        "Tu vois une clé violette 1 pas à gauche et 2 pas devant"]
+    assert info["actions"][:3] == ["tourner à gauche", "tourner à droite", "avancer"]
+    _, _, _, _, info = env.step("avancer")  # the French strings are the env's actions
+    from envs.vocabulary import FRENCH
+
+    assert FRENCH.translate("You see a locked blue door 1 step right") == "Tu vois une porte bleue verrouillée 1 pas à droite"
+    assert FRENCH.translate("You carry a red key") == "Tu portes une clé rouge"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from actors.env_runner import RunnerConfig
-from actors.scorer_pool import PoolConfig
+from actors.pool_config import PoolConfig
 from cluster.config import (ConfigError, FieldError, apply_overrides, check_range, from_dict, load_yaml,
                             set_dotted, to_dict)
 from cluster.ray_runtime import RayConfig

@@ -94,8 +94,10 @@ def test_eval_random_baseline_through_the_cli(capsys):
     assert result["policy"] == "random" and abs(result["success_rate"] - 0.25) < 0.07  # 1 of 4 fruits
 
 
-def test_eval_without_checkpoint_names_the_fix():
+def test_eval_without_checkpoint_names_the_fix(capsys):
     from cluster.cli import main
 
-    with pytest.raises(SystemExit, match="give a CHECKPOINT"):
-        main(["eval", "--env", "llmrl/TextChoice-v0"])
+    assert main(["eval", "--env", "llmrl/TextChoice-v0"]) == 2
+    assert "llmrl eval: error: give a CHECKPOINT" in capsys.readouterr().err
+    assert main(["eval", "--policy", "random"]) == 2
+    assert "give --env ENV_ID (one env) or --suite NAME" in capsys.readouterr().err

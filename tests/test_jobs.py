@@ -189,23 +189,6 @@ def cli(head, monkeypatch, capsys):
     return call
 
 
-def job_id_of(output: str) -> str:
-    match = re.search(r"submitted job (\S+) to", output)
-    assert match, output
-    return match.group(1)
-
-
-def wait_status(head: Head, job_id: str, want: str, timeout_s: float = 120) -> str:
-    client, deadline = head.client(), time.monotonic() + timeout_s
-    status = None
-    while time.monotonic() < deadline:
-        status = str(client.get_job_status(job_id).value)
-        if status == want or status in jobs.TERMINAL:
-            return status
-        time.sleep(0.5)
-    return status
-
-
 def test_submit_runs_to_success_and_writes_metrics(head, cli, tmp_path):
     out_dir = tmp_path / "runs"
     # the real command, in its own process, with the token only in its environment

@@ -111,3 +111,71 @@ def test_each_worker_holds_its_own_placement_group_freed_when_it_goes(pool):
     assert added in created() and added not in groups
     pool.remove_workers(1)
     assert added not in created()
+
+
+def _clients(pool, contexts, candidates, n: int):
+    """n threads scoring the same request over and over until the returned event is set; their answers."""
+    stop, answers = threading.Event(), []
+
+    def client():
+        while not stop.is_set():
+            answers.append(pool.score(contexts, candidates).logprobs)
+
+    threads = [threading.Thread(target=client) for _ in range(n)]
+    for t in threads:
+        t.start()
+    return stop, threads, answers
+
+
+def _wait_for(condition, timeout: float = 120.0, every: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(every)
+
+
+def test_a_worker_added_mid_run_serves_and_one_removed_mid_run_is_drained_first(backend):
+    contexts, candidates = scoring_requests(n_babyai=3, seed=4)
+    with one_thread():
+        reference = backend.score(contexts, candidates).logprobs
+    pool = ScorerPool(BackendConfig(), PoolConfig(num_workers=1, cpus_per_worker=0.25))
+    try:
+        stop, threads, answers = _clients(pool, contexts, candidates, 2)
+        _wait_for(lambda: pool.stats()["answers_out"] >= 1)
+        assert pool.set_workers(2) == 2  # joins while requests flow
+        _wait_for(lambda: pool.stats()["per_worker"][1]["served"] >= 1)  # the new worker takes shards
+        _wait_for(lambda: pool.stats()["per_worker"][1]["in_flight"] >= 1, every=0.005)
+        assert pool.set_workers(1) == 1  # removed while it holds shards: they are answered, not resent
+        assert pool.stats()["resent"] == 0
+        stop.set()
+        for t in threads:
+            t.join()
+        stats = pool.stats()
+        assert stats["requests_in"] == stats["answers_out"] == len(answers) and stats["failed"] == 0
+        assert stats["in_flight"] == 0 and stats["draining"] == 0 and stats["resent"] == 0
+        assert stats["resizes"] == 2 and stats["workers"] == 1
+        assert all(a == reference for a in answers)
+    finally:
+        pool.shutdown()
+
+
+def test_the_autoscaler_grows_under_a_queue_and_shrinks_when_idle(backend):
+    contexts, candidates = scoring_requests(n_babyai=4, seed=5)
+    pool = ScorerPool(BackendConfig(), PoolConfig(num_workers=1, cpus_per_worker=0.25, min_workers=1, max_workers=2,
+                                                  scale_up_queue=1.0, scale_up_after_s=0.5, scale_down_idle_s=1.0,
+                                                  check_interval_s=0.1))
+    try:
+        stop, threads, answers = _clients(pool, contexts, candidates, 3)  # 3 requests on 1 worker: 2 queued
+        _wait_for(lambda: pool.num_workers == 2)
+        time.sleep(2.0)
+        assert pool.num_workers == 2  # never past max_workers
+        stop.set()
+        for t in threads:
+            t.join()
+        _wait_for(lambda: pool.num_workers == 1)  # idle: back to min_workers
+        stats = pool.stats()
+        assert stats["resizes"] == 2 and stats["requests_in"] == stats["answers_out"] == len(answers)
+        with pytest.raises(ValueError, match=r"in \[1, 2\]"):
+            pool.set_workers(3)
+    finally:
+        pool.shutdown()

@@ -11,8 +11,8 @@ import pytest
 import ray
 import yaml
 
-from cluster.config import ConfigError
 from cluster.methods import load_config
+from cluster.plan import PlanError, cluster_node_types, plan_placement, resource_bundles
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads((Path(ray.__file__).parent / "autoscaler" / "ray-schema.json").read_text())
@@ -31,36 +31,6 @@ GPU_VARIANTS = [
 @pytest.fixture(scope="module")
 def cluster():
     return yaml.safe_load((REPO / "ray_config.yaml").read_text())
-
-
-def bundles(config) -> list[tuple[str, dict[str, float]]]:
-    """(role, bundle) a run reserves: cluster/tune.py's plan; for a method it has no plan for, its scorer pool."""
-    from actors.scorer_pool import worker_bundle, worker_resources
-    from cluster.tune import resource_bundles
-
-    try:
-        return resource_bundles(config)
-    except ConfigError:
-        if not getattr(config, "use_ray", False) or not hasattr(config, "pool"):
-            return []
-        return [(f"scorer_worker[{i}]", worker_bundle(worker_resources(config.pool, config.backend)))
-                for i in range(config.pool.num_workers)]
-
-
-def holders(cluster: dict, bundle: dict[str, float]) -> list[str]:
-    """The node types whose declared resources can hold `bundle` on one node."""
-    return [name for name, node in cluster["available_node_types"].items()
-            if all(node["resources"].get(k, 0) >= v for k, v in bundle.items())]
-
-
-def capacity(cluster: dict) -> dict[str, float]:
-    """Resources of the cluster at full size (the head, and each worker type at its max_workers)."""
-    total: dict[str, float] = {}
-    for name, node in cluster["available_node_types"].items():
-        count = 1 if name == cluster["head_node_type"] else node.get("max_workers", 0)
-        for k, v in node["resources"].items():
-            total[k] = total.get(k, 0) + count * v
-    return total
 
 
 def test_valid_by_rays_schema(cluster):
@@ -112,24 +82,23 @@ def test_ray_starts_with_token_auth_and_a_private_dashboard(cluster):
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_shipped_configs_fit(cluster, path):
-    config = load_config(path)
-    for role, bundle in bundles(config):
-        assert holders(cluster, bundle), f"{path.name}: {role} {bundle} fits no node type of ray_config.yaml"
+    plan = plan_placement(resource_bundles(load_config(path)), cluster_node_types(cluster))
+    assert len(plan.placements) == len(resource_bundles(load_config(path)))
 
 
 @pytest.mark.parametrize("name,overrides", GPU_VARIANTS, ids=[v[0] for v in GPU_VARIANTS])
 def test_gpu_variants_fit(cluster, name, overrides):
-    parts = bundles(load_config(REPO / "configs" / name, overrides))
-    assert any(b.get("GPU", 0) > 0 for _, b in parts)
-    total: dict[str, float] = {}
-    for role, bundle in parts:
-        assert holders(cluster, bundle), f"{name} {overrides}: {role} {bundle} fits no node type"
-        for k, v in bundle.items():
-            total[k] = total.get(k, 0) + v
-    assert all(capacity(cluster).get(k, 0) >= v for k, v in total.items()), (total, capacity(cluster))
+    roles = resource_bundles(load_config(REPO / "configs" / name, overrides))
+    assert any(b.get("GPU", 0) > 0 for _, b in roles)
+    plan = plan_placement(roles, cluster_node_types(cluster))  # raises PlanError naming what does not fit
+    assert any(n.type.name == "worker.gpu" for n in plan.nodes)
 
 
-def test_a_bundle_too_big_is_reported(cluster):
-    assert holders(cluster, {"GPU": 8, "CPU": 8}) == ["worker.gpu"]
-    assert holders(cluster, {"GPU": 16}) == []
-    assert holders(cluster, {"CPU": 1}) == list(cluster["available_node_types"])
+def test_a_bundle_too_big_or_a_run_too_large_is_refused(cluster):
+    types = cluster_node_types(cluster)
+    assert [t.name for t in types if t.holds({"GPU": 8, "CPU": 8})] == ["worker.gpu"]
+    with pytest.raises(PlanError, match=r"learner needs 16 GPU on one node, but no node type holds that"):
+        plan_placement([("learner", {"GPU": 16})], types)
+    too_many = [(f"scorer_worker[{i}]", {"CPU": 1, "GPU": 1}) for i in range(40)]
+    with pytest.raises(PlanError, match=r"full at its maximum size.*it would take 1 more worker.gpu node"):
+        plan_placement(too_many, types)

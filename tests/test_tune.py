@@ -250,3 +250,38 @@ def test_glam_grid_with_the_real_model(tmp_path, ray_cluster):
     assert len(new_groups) == 2  # one per trial: trainable, learner, scorer worker, env runner
     assert all(list(g["bundles"].values()) == [{"CPU": 0.25}, {"CPU": 0.5}, {"CPU": 1.0}, {"CPU": 0.25}]
                for g in new_groups)
+
+
+def test_an_interrupted_sweep_resumes(tmp_path):
+    """Ctrl-C (SIGINT) to a real `llmrl tune` process mid-sweep, then `llmrl tune --resume`: every trial ends
+    TERMINATED with its full budget, the interrupted one continued from its checkpoint."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = write_sweep(tmp_path, name="resumable", base=ICPI_BASE,
+                       overrides=["train.total_env_steps=2000", "agent=random"],
+                       search_space={"train.seed": {"grid_search": [0, 1]}}, metric="regret", mode="min",
+                       max_concurrent_trials=1, checkpoint_every=1)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "cluster.cli", "tune", str(path), "--no-progress"]
+    first = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    deadline = time.monotonic() + 240
+    while not list((tmp_path / "out").glob("resumable/*/checkpoint_*")):  # the first trial is under way
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()[0][-3000:]
+        time.sleep(0.5)
+    first.send_signal(signal.SIGINT)
+    out = first.communicate(timeout=180)[0]
+    assert "--resume" in out, out[-3000:]  # the interrupted sweep says how to continue
+    rows = read_results(tmp_path / "out" / "resumable" / "results.csv")
+    assert {r["status"] for r in rows} != {"TERMINATED"}
+
+    second = subprocess.run(command + ["--resume"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=400)
+    assert second.returncode == 0, (second.stdout + second.stderr)[-3000:]
+    rows = read_results(tmp_path / "out" / "resumable" / "results.csv")
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"TERMINATED"}
+    assert all(r["finished"] == "True" and float(r["env_steps"]) >= 2000 for r in rows)

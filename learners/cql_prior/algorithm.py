@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from actors.env_runner import make_text_env
-from actors.scorer_pool import scorer_roles
+from actors.pool_config import scorer_roles
 from learners.algorithm import Plot
 from learners.cql_prior.config import CQLRunConfig
 from learners.cql_prior.dataset import DatasetError, Record, load_dataset, observation

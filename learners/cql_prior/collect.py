@@ -20,15 +20,16 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from actors.env_runner import make_text_env
-from actors.scorer_pool import PoolConfig
-from cluster.config import ConfigError, apply_overrides, check_range, from_dict, read_yaml, require, to_dict
+from actors.pool_config import PoolConfig
+from cluster.config import (ConfigError, apply_overrides, check_env_id, check_range, from_dict, read_yaml, require,
+                            to_dict)
 from cluster.ray_runtime import RayConfig
 from cluster.runtime import make_runtime
 from learners.cql_prior.algorithm import propose_at
 from learners.dqn_prior.config import ProposalConfig
 from learners.cql_prior.dataset import DatasetWriter, Record, observation
 from learners.dqn_prior.algorithm import state_text
-from learners.dqn_prior.config import PriorEnvConfig, check_env_id
+from learners.dqn_prior.config import PriorEnvConfig
 from learners.dqn_prior.posterior import dedupe, sample_posterior
 from policies.config import BackendConfig
 

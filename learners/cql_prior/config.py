@@ -4,11 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from actors.scorer_pool import PoolConfig
-from cluster.config import check_range, require
+from actors.pool_config import PoolConfig
+from cluster.config import check_env_id, check_range, require
 from cluster.ray_runtime import RayConfig
 from learners.algorithm import ScheduleConfig
-from learners.dqn_prior.config import PriorEnvConfig, ProposalConfig, QNetworkConfig, check_env_id
+from learners.dqn_prior.config import PriorEnvConfig, ProposalConfig, QNetworkConfig
 from policies.config import BackendConfig
 from policies.text_encoder import EncoderConfig
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from actors.env_runner import make_text_env
-from actors.scorer_pool import scorer_roles
+from actors.pool_config import scorer_roles
 from learners.algorithm import Plot
 from learners.dqn_prior.config import DQNPriorRunConfig
 from learners.dqn_prior.learner import QLearner

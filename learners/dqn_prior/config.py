@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from actors.scorer_pool import PoolConfig
-from cluster.config import ConfigError, check_range, require
+from actors.pool_config import PoolConfig
+from cluster.config import check_env_id, check_range, require
 from cluster.ray_runtime import RayConfig
 from learners.algorithm import ScheduleConfig
 from learners.dqn_prior.proposals import ProposalSampler
@@ -139,13 +139,3 @@ class DQNPriorRunConfig:
         require(self.dqn.use_prior or self.dqn.prior == "proposals", "dqn.prior", self.dqn.prior,
                 "only matters with dqn.use_prior: true")
         check_env_id(self.env.id)
-
-
-def check_env_id(env_id: str) -> None:
-    """ConfigError naming env.id unless `env_id` is a registered env (the llmrl/ ids are listed)."""
-    import envs  # noqa: F401  (registers the ids)
-    import gymnasium
-
-    if env_id not in gymnasium.registry:
-        known = ", ".join(sorted(k for k in gymnasium.registry if k.startswith("llmrl/")))
-        raise ConfigError(f"env.id: {env_id!r} is not a registered env; choose one of {known}")

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from actors.scorer_pool import scorer_roles
+from actors.pool_config import scorer_roles
 from envs.icpi.base import IcpiEnv, TimeStep
 from learners.algorithm import Plot
 from learners.icpi.baselines import LLM_AGENTS, make_agent
@@ -103,7 +103,8 @@ class IcpiAlgorithm:
         self.agent.observe(step)
         self.trajectory.append(step)
         self.iteration += 1
-        row = {"episode": float(len(self.episodes)), "used_model": float(self.agent.used_model),
+        row = {"env_steps": float(self.iteration), "episode": float(len(self.episodes)),
+               "used_model": float(self.agent.used_model),
                "act_time_s": act_time, **step_cost(self.stats - before)}
         self.state = next_state
         if terminated or truncated:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from actors.scorer_pool import PoolConfig
+from actors.pool_config import PoolConfig
 from cluster.config import ConfigError
 from cluster.ray_runtime import RayConfig
 from learners.algorithm import ScheduleConfig

@@ -4,27 +4,38 @@ updates the policy (LoRA or full) and its value head, and the weights go back to
 With use_ray the scorer pool, the env runners and the learner are Ray actors, the learner in its own
 placement-group bundle (the driver holds no model); without, all of it runs in this process and the
 runners score with the learner's own policy. One iteration = one round of rollouts + one PPO update.
+
+Faults: a runner that dies mid-rollout is respawned from its state before that rollout and redoes it
+(same sequence number and step ids, so the learner's ledger counts nothing lost or duplicated); a scorer
+worker that dies is restarted by the pool; a learner that dies raises LearnerLost, on which the experiment
+restarts the run from its latest checkpoint. Checkpoints hold every runner's state, so a resumed run
+continues each env where it was.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import math
 import time
 from collections import deque
 from pathlib import Path
 from typing import Any
 
-from actors.env_runner import EnvRunner
-from actors.learner_actor import LearnerHost
-from actors.scorer_pool import RemoteScorer, scorer_roles
+from actors.env_runner import EnvRunner, check_state
+from actors.learner_actor import ACTOR_LOST, LearnerHost, LearnerLost
+from actors.pool_config import scorer_roles
+from actors.scorer_pool import RemoteScorer
 from actors.weight_sync import ObjectStoreSync, SharedPolicySync
 from cluster.runtime import Resources
+from cluster.scale import RAY_FILE, pool_actor_name, write_ray_file
 from learners.algorithm import Plot
 from learners.ppo.learner import PPOLearner
 from learners.ppo.run_config import RunConfig
 from learners.rollout import Episode, Rollout
 from learners.state_io import load_state, save_state
+
+log = logging.getLogger(__name__)
 
 LEARNER_DIR = "learner"
 """Subdirectory of a checkpoint the learner writes (policy weights, optimizer, its RNG)."""
@@ -49,12 +60,17 @@ class GlamAlgorithm:
                                            config.train.seed, learner.threads),
             resources=Resources(learner.cpus, learner.gpus))
         if runtime.distributed:
+            self.pool_name = pool_actor_name()  # how `llmrl scale` finds it (see announce)
+            self.ray_file: Path | None = None
             self.scorer = runtime.scorer(config.backend, config.pool, config.value_head,
-                                         concurrency=config.num_runners + 4)
+                                         concurrency=config.num_runners + 4, name=self.pool_name)
             self.sync = ObjectStoreSync(self.scorer.actor)
         else:  # one process: the runners score with the learner's own policy
             self.scorer, self.sync = self.learner.obj.learner.policy, SharedPolicySync()
         self.runners: list[Any] = []
+        self.runner_states: list[dict | None] = [None] * config.num_runners
+        """Each runner's state after its last collected rollout (None: start fresh), for respawns and checkpoints."""
+        self.runner_restarts = 0
         self.pending: list[Any] | None = None
         """The next round's rollouts, launched before the update (train.overlap_rollouts)."""
 
@@ -76,13 +92,13 @@ class GlamAlgorithm:
             self._start_runners()
         train = self.config.train
         start = time.perf_counter()
-        rollouts: list[Rollout] = self.runtime.get(self.pending or self._launch_rollouts())
+        rollouts = self._gather(self.pending or self._launch_rollouts())
         collect = time.perf_counter() - start
         steps = sum(r.num_steps for r in rollouts)
         more = self.env_steps + steps < train.total_env_steps
         self.pending = self._launch_rollouts() if train.overlap_rollouts and more else None
         t = time.perf_counter()
-        metrics = self.runtime.get(self.learner.call("update", rollouts))
+        metrics = self._learner_call("update", rollouts)
         update = time.perf_counter() - t
         t = time.perf_counter()
         version = self._publish_weights()
@@ -92,6 +108,7 @@ class GlamAlgorithm:
         self.iteration += 1
         self.env_steps += steps
         self.episodes += len(finished)
+        pool = self._pool_stats()
         return {
             **{k: float(v) for k, v in self._counters().items()},
             "round_env_steps": float(steps),
@@ -104,6 +121,9 @@ class GlamAlgorithm:
             "time_update_s": update,
             "time_weight_sync_s": sync,
             "policy_version": float(version),
+            "runner_restarts": float(self.runner_restarts),
+            "scorer_restarts": float(pool.get("restarts", 0)),
+            "scorer_workers": float(pool.get("workers", 0)),  # 0 in one process: no Ray workers
             **metrics,
         }
 
@@ -113,9 +133,16 @@ class GlamAlgorithm:
     def checkpointable(self) -> bool:
         return True
 
+    def announce(self, run_dir: Path) -> None:
+        """With Ray: write RUN_DIR/ray.json, where `llmrl scale RUN_DIR` finds the scorer pool (removed by stop)."""
+        if self.runtime.distributed:
+            self.ray_file = Path(run_dir) / RAY_FILE
+            write_ray_file(run_dir, self.pool_name)
+
     def save(self, directory: Path) -> None:
-        self.runtime.get(self.learner.call("save", str(Path(directory) / LEARNER_DIR)))
-        save_state(directory, "glam", {"counters": self._counters(),
+        self._learner_call("save", str(Path(directory) / LEARNER_DIR))
+        save_state(directory, "glam", {"counters": self._counters(), "runner_restarts": self.runner_restarts,
+                                       "runners": self.runner_states,
                                        "recent_episodes": [dataclasses.asdict(e) for e in self.recent]})
 
     def restore(self, directory: Path) -> None:
@@ -125,6 +152,12 @@ class GlamAlgorithm:
         self.iteration, self.env_steps, self.episodes = counters["updates"], counters["env_steps"], counters["episodes"]
         self.recent.clear()
         self.recent.extend(Episode(**e) for e in state["recent_episodes"])
+        self.runner_restarts = state.get("runner_restarts", 0)
+        saved = state.get("runners") or []  # absent in checkpoints written before runner states were
+        for runner_state in filter(None, saved):  # here, before a runner actor fails to start on it
+            check_state(self.config.runner, runner_state)
+        n = self.config.num_runners  # runners added on resume (num_runners raised) start fresh
+        self.runner_states = (saved + [None] * n)[:n]
 
     def progress(self, row: dict[str, float]) -> dict[str, str]:
         return {"episodes": str(self.episodes), "success": _shown(row["success_rate"]),
@@ -138,6 +171,8 @@ class GlamAlgorithm:
     def stop(self) -> None:
         if self.runtime.distributed:
             self.scorer.shutdown()
+            if self.ray_file is not None:
+                self.ray_file.unlink(missing_ok=True)
         for handle in [*self.runners, self.learner]:
             self.runtime.kill(handle)
         self.runners = []
@@ -147,22 +182,57 @@ class GlamAlgorithm:
         return {"updates": self.iteration, "env_steps": self.env_steps, "episodes": self.episodes}
 
     def _start_runners(self) -> None:
-        """The env runners, after the learner's weights reached the scorers. A resumed run seeds its
-        runners afresh (from the update count) rather than replaying old envs."""
-        c = self.config
+        """The env runners, after the learner's weights reached the scorers; each continues from its state
+        (a resumed run: where the checkpoint left it)."""
         self._publish_weights()
-        runner_config = dataclasses.replace(c.runner, seed=c.runner.seed + 7919 * self.iteration)
+        self.runners = [self._spawn_runner(i) for i in range(self.config.num_runners)]
+
+    def _spawn_runner(self, index: int) -> Any:
         scorer = RemoteScorer(self.scorer.actor) if self.runtime.distributed else self.scorer  # no shutdown hook
-        self.runners = [self.runtime.spawn(EnvRunner, runner_config, scorer, i,
-                                           resources=Resources(c.runner_cpus))
-                        for i in range(c.num_runners)]
+        return self.runtime.spawn(EnvRunner, self.config.runner, scorer, index, state=self.runner_states[index],
+                                  resources=Resources(self.config.runner_cpus))
 
     def _publish_weights(self) -> int:
         """The learner's weights to every scorer (through the weight sync); returns their version."""
-        return self.runtime.get(self.learner.call("publish", self.sync))
+        return self._learner_call("publish", self.sync)
+
+    def _learner_call(self, method: str, *args) -> Any:
+        """A learner method's result; LearnerLost when the learner actor has died."""
+        try:
+            return self.runtime.get(self.learner.call(method, *args))
+        except ACTOR_LOST as e:
+            raise LearnerLost(f"the learner actor died during {method} ({type(e).__name__})") from e
 
     def _launch_rollouts(self) -> list[Any]:
-        return [r.call("rollout", self.config.train.steps_per_update) for r in self.runners]
+        return [r.call("collect", self.config.train.steps_per_update) for r in self.runners]
+
+    def _gather(self, futures: list[Any]) -> list[Rollout]:
+        return [self._collected(i, future) for i, future in enumerate(futures)]
+
+    def _collected(self, i: int, future: Any) -> Rollout:
+        """Runner i's rollout from `future` (its state after it kept). A runner that died is respawned from its
+        state before that rollout and redoes it (same sequence number and step ids), train.max_restarts times
+        in a row at most."""
+        attempt = 0
+        while True:
+            try:
+                rollout, self.runner_states[i] = self.runtime.get(future)
+                return rollout
+            except ACTOR_LOST as e:
+                if attempt >= self.config.train.max_restarts:
+                    raise RuntimeError(f"env runner {i} died ({type(e).__name__}) {attempt + 1} time(s) in one "
+                                       f"rollout: more than train.max_restarts={attempt} allows") from e
+                log.warning("env runner %d died mid-rollout (%s); respawning it from its last state to redo "
+                            "that rollout", i, type(e).__name__)
+                self.runtime.kill(self.runners[i])  # frees its placement group
+                self.runners[i] = self._spawn_runner(i)
+                self.runner_restarts += 1
+                attempt += 1
+                future = self.runners[i].call("collect", self.config.train.steps_per_update)
+
+    def _pool_stats(self) -> dict[str, Any]:
+        """The scorer pool's counters (ScorerPool.stats); none in one process."""
+        return self.runtime.get(self.scorer.actor.stats.remote()) if self.runtime.distributed else {}
 
 
 def _mean(values: list[float]) -> float:

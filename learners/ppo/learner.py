@@ -13,6 +13,7 @@ import torch
 from learners.ppo.config import PPOConfig
 from learners.ppo.ppo_math import gae, normalize, ppo_loss, prior_kl, sampled_prior_kl
 from learners.rollout import Rollout
+from learners.sequence_ledger import SequenceLedger
 from learners.state_io import load_state, save_state
 from policies.action_distribution import candidate_log_policy, entropy
 from policies.config import BackendConfig
@@ -68,6 +69,8 @@ class PPOLearner:
         self.dropped_steps = 0
         self.last_policy_lag = 0.0
         """Mean versions between the policy that acted and the learner, over the last batch."""
+        self.ledger = SequenceLedger()
+        """Checks each runner's and env's step ids: transitions lost or received twice."""
 
     @classmethod
     def build(cls, backend: BackendConfig, value_head: ValueHeadConfig, config: PPOConfig, seed: int = 0,
@@ -90,7 +93,7 @@ class PPOLearner:
         save_state(directory, "policy", {"version": self.version, "weights": self.policy.get_weights()})
         save_state(directory, "learner", {
             "optimizer": self.optimizer.state_dict(), "generator": self.generator.get_state(),
-            "stale_steps": self.stale_steps, "dropped_steps": self.dropped_steps})
+            "stale_steps": self.stale_steps, "dropped_steps": self.dropped_steps, "ledger": self.ledger.state()})
 
     def restore(self, directory: Path) -> None:
         """Continue from what `save` wrote."""
@@ -101,6 +104,7 @@ class PPOLearner:
             group.update(lr=self.config.lr, betas=self.config.betas, eps=self.config.adam_eps)
         self.generator.set_state(state["generator"])
         self.stale_steps, self.dropped_steps = state["stale_steps"], state["dropped_steps"]
+        self.ledger = SequenceLedger(state.get("ledger"))  # absent in checkpoints written before it
 
     def batch_from(self, rollouts: Sequence[Rollout]) -> Batch:
         """GAE per rollout, then all steps flattened (stale ones counted, dropped if configured)."""
@@ -158,9 +162,12 @@ class PPOLearner:
     def update(self, rollouts: Sequence[Rollout]) -> dict[str, float]:
         """PPO epochs over the rollouts; returns metrics. The policy's version goes up by one."""
         c = self.config
+        self._check_sequences(rollouts)
         batch = self.batch_from(rollouts)
+        counts = {"stale_steps": float(self.stale_steps), "dropped_steps": float(self.dropped_steps),
+                  "lost_transitions": float(self.ledger.lost), "duplicated_transitions": float(self.ledger.duplicated)}
         if len(batch) == 0:
-            return {"stale_steps": float(self.stale_steps), "dropped_steps": float(self.dropped_steps)}
+            return counts
         old_logp = batch.old_logprobs
         self.policy.train(False)
         if c.old_logprobs == "recompute":
@@ -183,11 +190,16 @@ class PPOLearner:
         self.policy.train(False)
         self.policy.next_version()
         metrics = {k: v / updates for k, v in sums.items()}
-        metrics.update(stale_steps=float(self.stale_steps), dropped_steps=float(self.dropped_steps),
-                       policy_lag=self.last_policy_lag,
+        metrics.update(counts, policy_lag=self.last_policy_lag,
                        train_steps=float(len(batch)),
                        explained_variance=_explained_variance(batch.old_values, batch.returns))
         return metrics
+
+    def _check_sequences(self, rollouts: Sequence[Rollout]) -> None:
+        """Record each rollout's step range per env in the ledger (lost / duplicated transitions)."""
+        for r in rollouts:
+            for env, start in enumerate(r.start_steps):
+                self.ledger.record(r.runner, env, start, r.actions.shape[0])
 
     def _minibatch_step(self, minibatch: Batch, old_logp: torch.Tensor, sums: dict[str, float]) -> None:
         c = self.config

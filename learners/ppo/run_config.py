@@ -5,8 +5,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from actors.env_runner import RunnerConfig
-from actors.scorer_pool import PoolConfig, worker_resources
-from cluster.config import ConfigError, check_range
+from actors.pool_config import PoolConfig, worker_resources
+from cluster.config import ConfigError, check_env_id, check_range
 from cluster.ray_runtime import RayConfig
 from learners.algorithm import ScheduleConfig
 from learners.ppo.config import PPOConfig
@@ -25,10 +25,15 @@ class TrainConfig(ScheduleConfig):
     overlap_rollouts: bool = False
     """Start the next rollouts before each PPO update (they then run on weights one version old,
     counted by ppo.max_policy_lag); off: rollouts and updates alternate."""
+    max_restarts: int = 3
+    """Faults survived: a learner actor that dies restarts the run from its latest checkpoint at most this
+    many times per run; an env runner that dies redoes its rollout at most this many times in a row.
+    0: the first such death stops the run."""
 
     def __post_init__(self):
         super().__post_init__()
         check_range(self, "steps_per_update", "success_window", ge=1)
+        check_range(self, "max_restarts", ge=0)
 
 
 @dataclass(frozen=True)
@@ -82,12 +87,7 @@ class RunConfig:
         if self.backend.backend == "vllm":
             raise ConfigError("backend.backend: 'vllm' is not allowed for GLAM: PPO's value head needs hidden "
                               "states, which vLLM does not expose; use backend: transformers")
-        import envs  # noqa: F401  (registers the ids)
-        import gymnasium
-
-        if self.runner.env_id not in gymnasium.registry:
-            known = ", ".join(sorted(k for k in gymnasium.registry if k.startswith("llmrl/")))
-            raise ConfigError(f"runner.env_id: {self.runner.env_id!r} is not a registered env; choose one of {known}")
+        check_env_id(self.runner.env_id, "runner.env_id")
 
     @property
     def steps_per_round(self) -> int:
