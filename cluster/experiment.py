@@ -78,7 +78,7 @@ class Experiment:
     has been set up, so a run that cannot start leaves no directory behind.
 
     A learner actor that dies (LearnerLost from step) restarts the run in this process from its latest
-    checkpoint, the same way, at most train.max_restarts times (0 when the config has no such field).
+    checkpoint, the same way, at most train.max_restarts times.
     """
 
     def __init__(self, config: Any, run_dir: Path | None = None, progress: bool = True, runtime: Any = None,
@@ -145,7 +145,7 @@ class Experiment:
 
     def _restart_point(self, lost: LearnerLost) -> Path:
         """The checkpoint to restart from after `lost`, counted; LearnerLost naming the limit when none is allowed."""
-        allowed = getattr(self.config.train, "max_restarts", 0)
+        allowed = self.config.train.max_restarts
         checkpoint = latest_checkpoint(self.run_dir)
         if self.restarts >= allowed:
             raise LearnerLost(f"{lost}; not restarted: train.max_restarts is {allowed} and {self.restarts} restart(s) "

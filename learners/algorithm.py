@@ -44,9 +44,14 @@ class ScheduleConfig:
     """Write a checkpoint every this many iterations (and always at the end)."""
     keep_checkpoints: int = 3
     """Checkpoints kept on disk (the newest)."""
+    max_restarts: int = 3
+    """Faults survived: a learner actor that dies (an algorithm's step raises LearnerLost) restarts the run
+    from its latest checkpoint at most this many times per run; a GLAM env runner that dies redoes its
+    rollout at most this many times in a row. 0: the first such death stops the run."""
 
     def __post_init__(self):
         check_range(self, "total_env_steps", "checkpoint_every", "keep_checkpoints", ge=1)
+        check_range(self, "max_restarts", ge=0)
 
 
 class Algorithm(Protocol):
@@ -87,3 +92,6 @@ class Algorithm(Protocol):
 
     def stop(self) -> None:
         """Release actors and pools (the runtime's Ray, if any, keeps running)."""
+
+    # Optional: `announce(run_dir)`, called once the run directory exists (and again after a restart), for
+    # what other processes look up there while the run goes on (GLAM: RUN_DIR/ray.json for `llmrl scale`).

@@ -25,15 +25,10 @@ class TrainConfig(ScheduleConfig):
     overlap_rollouts: bool = False
     """Start the next rollouts before each PPO update (they then run on weights one version old,
     counted by ppo.max_policy_lag); off: rollouts and updates alternate."""
-    max_restarts: int = 3
-    """Faults survived: a learner actor that dies restarts the run from its latest checkpoint at most this
-    many times per run; an env runner that dies redoes its rollout at most this many times in a row.
-    0: the first such death stops the run."""
 
     def __post_init__(self):
         super().__post_init__()
         check_range(self, "steps_per_update", "success_window", ge=1)
-        check_range(self, "max_restarts", ge=0)
 
 
 @dataclass(frozen=True)
