@@ -12,7 +12,9 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
-from typing import Callable, Mapping, Protocol, Sequence
+from typing import Callable, Mapping, Sequence
+
+from actors.pool_config import PoolConfig
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +36,6 @@ class Observation:
         return max(0, self.in_flight - self.workers)
 
 
-class Bounds(Protocol):
-    """The autoscaling fields of actors.pool_config.PoolConfig."""
-
-    min_workers: int | None
-    max_workers: int | None
-    scale_up_queue: float
-    scale_up_after_s: float
-    scale_down_idle_s: float
-    check_interval_s: float
-
-
 def held_for(window: Sequence[Observation], now: float, condition: Callable[[Observation], bool]) -> float:
     """Seconds `condition` has held without a break up to the latest observation (0 when it fails there)."""
     start = None
@@ -55,7 +46,7 @@ def held_for(window: Sequence[Observation], now: float, condition: Callable[[Obs
     return 0.0 if start is None else now - start
 
 
-def target_workers(window: Sequence[Observation], now: float, workers: int, config: Bounds) -> int:
+def target_workers(window: Sequence[Observation], now: float, workers: int, config: PoolConfig) -> int:
     """The worker count to move to: one more when the queue per worker stayed at or over `scale_up_queue`
     for `scale_up_after_s`; one fewer when nothing was in flight for `scale_down_idle_s`; always within
     [min_workers, max_workers]; `workers` when autoscaling is off (min_workers None)."""

@@ -5,7 +5,7 @@ Ray actor through RemoteScorer, or an in-process LLMPolicy) answers with the log
 each env's candidate actions, the value of its prompt and the weights version used.
 
 Its state is plain JSON-able data (`state()`; `EnvRunner(..., state=...)` continues from it): the
-sampling RNG's state, the rollout sequence number and, per env, the episode number, the actions taken
+sampling RNG's state and, per env, the episode number, the actions taken
 since that episode's reset and the env's step count. Every episode starts from an explicit reset seed
 (`episode_seed`), and the envs are deterministic given it, so replaying the actions restores each env
 and its prompt exactly, without pickling an env.
@@ -78,8 +78,6 @@ class EnvRunner:
         self.scorer = scorer
         self.index = index
         self.rng = np.random.default_rng([config.seed, index])
-        self.seq = 0
-        """Sequence number of the next rollout."""
         self.envs = [make_text_env(config.env_id, **config.env_kwargs) for _ in range(config.num_envs)]
         self.builders = [PromptBuilder((), memory=config.memory) for _ in self.envs]
         self.candidates: list[list[str]] = [[] for _ in self.envs]
@@ -99,14 +97,13 @@ class EnvRunner:
 
     def state(self) -> dict:
         """The runner's state as JSON-able data (see the module docstring)."""
-        return {"seq": self.seq, "rng": self.rng.bit_generator.state,
+        return {"rng": self.rng.bit_generator.state,
                 "envs": [{"episode": e, "actions": list(a), "steps": s}
                          for e, a, s in zip(self.episode, self.taken, self.steps)]}
 
     def _load(self, state: dict) -> None:
         """Continue from `state()`: reset each env with its episode's seed and replay the actions taken since."""
         check_state(self.config, state)
-        self.seq = int(state["seq"])
         self.rng.bit_generator.state = state["rng"]
         for n, env_state in enumerate(state["envs"]):
             self.episode[n] = int(env_state["episode"])
@@ -122,7 +119,7 @@ class EnvRunner:
     def rollout(self, num_steps: int) -> Rollout:
         """Step every env num_steps times; one batched scoring request per step, one for the bootstraps."""
         timers = {"scoring": 0.0, "env_step": 0.0}
-        seq, start_steps = self.seq, list(self.steps)
+        start_steps = list(self.steps)
         columns: dict[str, list] = {k: [] for k in (
             "prompts", "candidates", "actions", "logprobs", "values", "rewards", "terminated", "truncated", "versions")}
         episodes: list[Episode] = []
@@ -150,9 +147,8 @@ class EnvRunner:
             ("actions", torch.long), ("logprobs", torch.float32), ("values", torch.float32),
             ("rewards", torch.float32), ("terminated", torch.bool), ("truncated", torch.bool),
             ("next_values", torch.float32), ("versions", torch.long))}
-        self.seq += 1
         return Rollout(prompts=columns["prompts"], candidates=columns["candidates"], episodes=episodes,
-                       timers=timers, runner=self.index, seq=seq, start_steps=start_steps, **tensors)
+                       timers=timers, runner=self.index, start_steps=start_steps, **tensors)
 
     def play(self, num_episodes: int) -> list[Episode]:
         """Step the envs until num_episodes episodes end (evaluation): one scoring request per step,

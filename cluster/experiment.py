@@ -100,7 +100,7 @@ class Experiment:
             raise CheckpointError(f"no checkpoint in {self.run_dir / 'checkpoints'} to resume from")
         runtime = self.runtime or make_runtime(c.use_ray, c.ray)
         try:
-            algorithm = algorithm_class(c.method)(c, runtime, **self.algorithm_options)
+            algorithm = self._new_algorithm(runtime)
         except BaseException:
             if self.runtime is None:
                 runtime.shutdown()  # actors spawned before the failure
@@ -112,7 +112,7 @@ class Experiment:
             else:
                 self.run_dir.mkdir(parents=True)
             write_config(self.run_dir, c)
-            getattr(algorithm, "announce", lambda run_dir: None)(self.run_dir)  # e.g. GLAM's ray.json (llmrl scale)
+            self._announce(algorithm)
             bar = tqdm(total=c.train.total_env_steps, initial=algorithm.env_steps, unit="step",
                        disable=not self.progress, file=sys.stderr)
             resume_after = algorithm.iteration if self.resuming else None
@@ -125,9 +125,9 @@ class Experiment:
                     checkpoint = self._restart_point(lost)
                     algorithm.stop()
                     algorithm = None  # stopped: not stopped again should the new one fail to start
-                    algorithm = algorithm_class(c.method)(c, runtime, **self.algorithm_options)
+                    algorithm = self._new_algorithm(runtime)
                     restore_checkpoint(checkpoint, algorithm)
-                    getattr(algorithm, "announce", lambda run_dir: None)(self.run_dir)
+                    self._announce(algorithm)
                     resume_after = algorithm.iteration
                     log.warning("%s; restarted the run from %s", lost, checkpoint)
         finally:
@@ -142,6 +142,15 @@ class Experiment:
         for plot in algorithm.plots:
             plot_curves(self.run_dir, x=plot.x, ys=list(plot.ys), path=self.run_dir / plot.filename)
         return self.run_dir
+
+    def _new_algorithm(self, runtime: Any) -> Any:
+        return algorithm_class(self.config.method)(self.config, runtime, **self.algorithm_options)
+
+    def _announce(self, algorithm: Any) -> None:
+        """The algorithm's optional hook, once the run directory exists (GLAM: ray.json for llmrl scale)."""
+        announce = getattr(algorithm, "announce", None)
+        if announce is not None:
+            announce(self.run_dir)
 
     def _restart_point(self, lost: LearnerLost) -> Path:
         """The checkpoint to restart from after `lost`, counted; LearnerLost naming the limit when none is allowed."""

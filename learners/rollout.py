@@ -38,8 +38,6 @@ class Rollout:
     timers: dict[str, float] = field(default_factory=dict)
     runner: int = 0
     """Index of the runner that collected it."""
-    seq: int = 0
-    """The runner's rollout sequence number (0, 1, 2, ...; a redone rollout keeps its number)."""
     start_steps: list[int] = field(default_factory=list)
     """Per env, the id of its first step here (env steps are numbered 0, 1, 2, ... per runner and env): this
     rollout holds steps [start, start + T) of each env. Empty: not tracked (hand-made rollouts)."""

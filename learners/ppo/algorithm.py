@@ -6,7 +6,7 @@ placement-group bundle (the driver holds no model); without, all of it runs in t
 runners score with the learner's own policy. One iteration = one round of rollouts + one PPO update.
 
 Faults: a runner that dies mid-rollout is respawned from its state before that rollout and redoes it
-(same sequence number and step ids, so the learner's ledger counts nothing lost or duplicated); a scorer
+(same step ids, so the learner's ledger counts nothing lost or duplicated); a scorer
 worker that dies is restarted by the pool; a learner that dies raises LearnerLost, on which the experiment
 restarts the run from its latest checkpoint. Checkpoints hold every runner's state, so a resumed run
 continues each env where it was.
@@ -211,7 +211,7 @@ class GlamAlgorithm:
 
     def _collected(self, i: int, future: Any) -> Rollout:
         """Runner i's rollout from `future` (its state after it kept). A runner that died is respawned from its
-        state before that rollout and redoes it (same sequence number and step ids), train.max_restarts times
+        state before that rollout and redoes it (same step ids), train.max_restarts times
         in a row at most."""
         attempt = 0
         while True:

@@ -94,8 +94,7 @@ class FrozenLakeSymbolic(gymnasium.Wrapper):
 
     def __init__(self, env: gymnasium.Env):
         super().__init__(env)
-        self.cells = int(env.unwrapped.observation_space.n) if hasattr(env.unwrapped.observation_space, "n") \
-            else len(env.unwrapped.desc) * len(env.unwrapped.desc[0])
+        self.cells = int(env.unwrapped.observation_space.n)  # gymnasium's FrozenLake: Discrete(rows x columns)
         self.observation_space = gymnasium.spaces.Box(0.0, 1.0, (self.cells,), np.float32)
 
     def encode(self, info: dict) -> np.ndarray:
