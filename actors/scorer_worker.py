@@ -21,6 +21,7 @@ class ScorerWorker:
 
     def __init__(self, config: BackendConfig, value_head: ValueHeadConfig | None = None):
         self.policy = LLMPolicy(config, value_head)
+        self.policy.freeze()
         self.timers: dict[str, float] = defaultdict(float)
 
     def _timed(self, name: str, fn, *args, **kwargs):

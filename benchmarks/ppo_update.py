@@ -21,13 +21,18 @@ MODES = ("recompute", "rollout")
 SYNCS = ("dict", "stored")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arm_arguments(parser: argparse.ArgumentParser) -> None:
+    """--config (a GLAM run config), --set overrides, --arms and --full-lr: what builds each PPO arm."""
     parser.add_argument("--config", default="configs/glam_gotoredball_small.yaml",
                         help="run config whose runner, backend and PPO settings are timed")
     add_overrides(parser)
     parser.add_argument("--arms", type=name_list(ARMS), default=",".join(ARMS),
                         help=f"comma-separated subset of {ARMS} (full: LoRA off, --full-lr)")
     parser.add_argument("--full-lr", type=float, default=5e-5, help="PPO lr of full fine-tuning")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_arm_arguments(parser)
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per way (after one warm-up each)")
     parser.set_defaults(handler=run)
 

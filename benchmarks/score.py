@@ -36,11 +36,12 @@ def prefix_flops(request, dims: tuple[int, int, int]) -> float:
     return body_tokens * 2 * body + cand_tokens * 2 * hidden * vocab
 
 
-def matmul_flops_per_s(n: int = 2048, repeats: int = 20) -> float:
-    """fp32 torch.matmul FLOP/s of two n x n matrices: best of `repeats` calls after a warm-up."""
+def matmul_flops_per_s(n: int = 2048, repeats: int = 20, dtype: str = "float32") -> float:
+    """torch.matmul FLOP/s of two n x n matrices of `dtype` (fp32 unless told): best of `repeats` calls after
+    a warm-up."""
     import torch
 
-    x, y = torch.randn(n, n), torch.randn(n, n)
+    x, y = torch.randn(n, n, dtype=getattr(torch, dtype)), torch.randn(n, n, dtype=getattr(torch, dtype))
     return 2 * n ** 3 / best_time(lambda: torch.matmul(x, y), repeats, lambda: torch.matmul(x, y))[0]
 
 

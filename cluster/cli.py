@@ -157,6 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_ppo_update(benches.add_parser("ppo-update",
                                             help="PPO update and weight sync: new way vs old, same run"))
+    from benchmarks.glam_round import add_arguments as add_bench_glam_round
+
+    add_bench_glam_round(benches.add_parser("glam-round",
+                                            help="GLAM round (scoring + PPO update) per dtype vs the matmul limit"))
     from benchmarks.priors import add_arguments as add_bench_priors
 
     add_bench_priors(benches.add_parser("priors", help="DQN-Prior vs DQN: env steps to a success rate, curves"))
@@ -187,11 +191,26 @@ def _run(args: argparse.Namespace) -> int:
         experiment = Experiment(config, progress=not args.no_progress)
     run_dir = experiment.run()
     summary = json.loads((run_dir / "summary.json").read_text())
-    plots = ", ".join(str(run_dir / p.filename) for p in _plots_of(experiment.config.method))
+    plots = [str(run_dir / p.filename) for p in _plots_of(experiment.config.method)]
     print(f"llmrl run: done ({json.dumps(summary)}). metrics {run_dir / 'metrics.csv'}, tensorboard "
-          f"{run_dir / 'tensorboard'}, plots {plots}, checkpoints {run_dir / 'checkpoints'}, "
+          f"{run_dir / 'tensorboard'}, plots {', '.join(plots)}, checkpoints {run_dir / 'checkpoints'}, "
           f"summary {run_dir / 'summary.json'}")
+    if summary.get("success_rate_first") is not None:
+        print(learning_line(summary, plots[0]))
     return 0
+
+
+def learning_line(summary: dict, curve: str) -> str:
+    """What a run learned, in one line: success over its first and last episodes beside a random policy's."""
+    def shown(key: str) -> str:
+        return "-" if summary.get(key) is None else f"{summary[key]:.2f}"
+
+    n = summary["success_window"]
+    random = (f"; a random policy: {shown('random_success_rate')} over {summary['random_episodes']} episodes"
+              if "random_success_rate" in summary else "")
+    return (f"success rate: {shown('success_rate_first')} over the first {n} episodes, {shown('success_rate')} over "
+            f"the last {n} ({summary['episodes']} episodes, {summary['env_steps']} env steps){random}. "
+            f"Learning curve: {curve}")
 
 
 def _tune(args: argparse.Namespace) -> int:

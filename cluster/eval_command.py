@@ -27,7 +27,9 @@ def make_eval_policy(policy: str, checkpoint: str | None, model: str):
     if policy == "random":
         return UniformScorer()
     if policy == "zero-shot":
-        return LLMPolicy(BackendConfig(model=model), ValueHeadConfig())
+        zero_shot = LLMPolicy(BackendConfig(model=model), ValueHeadConfig())
+        zero_shot.freeze()
+        return zero_shot
     if checkpoint is None:
         raise UsageError("give a CHECKPOINT (or --policy random|zero-shot for the baselines)")
     from cluster.config import ConfigError
@@ -39,6 +41,7 @@ def make_eval_policy(policy: str, checkpoint: str | None, model: str):
     if config.method != "glam":
         raise ConfigError(f"{checkpoint} is a checkpoint of a {config.method} run; llmrl eval plays GLAM policies")
     trained = LLMPolicy(config.backend, config.value_head)
+    trained.freeze()
     load_policy(trained, Path(checkpoint) / LEARNER_DIR)
     return trained
 

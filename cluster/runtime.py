@@ -43,10 +43,13 @@ class LocalRuntime:
         if value_head is not None:
             from policies.llm_policy import LLMPolicy
 
-            return LLMPolicy(backend, value_head)
-        from policies.backend import make_backend
+            served = LLMPolicy(backend, value_head)
+        else:
+            from policies.backend import make_backend
 
-        return make_backend(backend)
+            served = make_backend(backend)
+        served.freeze()
+        return served
 
     def kill(self, handle: LocalHandle) -> None:
         pass

@@ -70,6 +70,9 @@ class Backend(Protocol):
 
     def load_weights(self, weights: Mapping[str, torch.Tensor], version: int) -> None: ...
 
+    def freeze(self) -> None:
+        """Serve only (score, generate, load_weights): nothing here will be trained."""
+
 
 def make_backend(config: BackendConfig) -> Backend:
     """Build the engine named by `config.backend`."""

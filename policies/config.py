@@ -64,7 +64,13 @@ class BackendConfig:
     device: str = "auto"
     """'auto' (first GPU if any, else CPU), 'cpu', 'cuda' or 'cuda:N'."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    """Weights dtype; 'auto' is float32 on CPU and bfloat16 on GPU. Log-softmax is always float32."""
+    """Compute precision. 'auto': bfloat16 where the device has bf16 units (a CUDA GPU with bf16; a CPU with
+    AMX or AVX512-BF16, read from /proc/cpuinfo and logged), else float32. Norms, the residual stream,
+    value heads and log-softmax stay float32 (see fp32_weights). vLLM's 'auto': float32 on CPU, its own choice on GPU."""
+    fp32_weights: bool = True
+    """Below float32: keep float32 weights and compute under torch.autocast (mixed precision: a learner's
+    master weights, and scorers whose numbers equal the learner's forward). false: store the weights in
+    `dtype` (half the memory, for workers that only score or generate; numbers differ slightly)."""
     max_batch_tokens: int = 4096
     """Token budget of one forward pass over contexts (padded tokens count)."""
     max_cache_tokens: int = 32768

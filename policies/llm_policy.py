@@ -83,7 +83,14 @@ class LLMPolicy:
             raise ValueError(f"keep_prior: the prior is the pretrained model, but these weights are version "
                              f"{self.version}; keep it before loading or training weights")
         self._prior = copy.deepcopy(self.backend)
-        self._prior.model.eval().requires_grad_(False)
+        self._prior.model.eval()
+        self._prior.freeze()
+
+    def freeze(self) -> None:
+        """Serve only (a scorer worker, an evaluation): nothing here is trained; weights still load."""
+        self.backend.freeze()
+        if self.value_head is not None:
+            self.value_head.requires_grad_(False)
 
     def train(self, mode: bool = True) -> None:
         """Training mode (dropout on) or, with mode=False, evaluation mode."""

@@ -1,9 +1,10 @@
 """Shared-prefix scoring: each context runs through the model once, its candidates reuse it.
 
-Causal models: contexts are left-padded and run with explicit position ids; their KV cache
-is gathered per (context, candidate) pair and only the candidate tokens (all but the last)
-are run on top of it. The LM head is applied only where a candidate token is predicted:
-at the context's last position and at the candidate's own positions.
+Causal models: contexts are right-padded and run with explicit position ids. Then the candidate
+tokens (all but the last) of many pairs run as one packed row, so the Linear layers see many
+rows; only attention is per group of pairs, each pair on its context's KV cache (see
+_PairAttention). The LM head is applied only where a candidate token is predicted: at the
+context's last position and at the candidate's own positions.
 
 Encoder-decoder models: the encoder runs once per context; its output is gathered per pair
 and the decoder runs on each candidate.
@@ -12,12 +13,15 @@ Both work with or without autograd, so the learner recomputes log-probs with the
 """
 from __future__ import annotations
 
+import contextlib
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 import torch.nn.functional as F
-from transformers import DynamicCache
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from policies.scoring import MIN_ROWS, budget_batches, token_logprobs, with_min_rows
 from policies.tokenization import EncodedRequest
@@ -111,6 +115,7 @@ def causal_pair_scores(
     sums = torch.zeros(len(pairs), dtype=torch.float32, device=device)
     hidden = [None] * len(request.context_ids)
     ctx_lengths = [len(c) for c in request.context_ids]
+    pending: list[_Continuation] = []  # pairs waiting for the candidate pass, across context batches
     for width, rows in _same_width_batches(ctx_lengths, max_batch_tokens):
         lengths = torch.tensor([ctx_lengths[i] for i in rows], device=device)
         ids, _ = _pad([request.context_ids[i] for i in rows], pad_id, left=False)
@@ -130,51 +135,148 @@ def causal_pair_scores(
         first = torch.tensor([pairs[p][1][0] for p in batch_pairs], device=device)
         first_logp = _head_logprobs(head, last[pair_rows], first)
         sums = sums.index_add(0, torch.tensor(batch_pairs, device=device), first_logp)
-        # Remaining tokens: run candidate[:-1] on the context's cache. A batch holds pairs of one
-        # (context slot width, candidate length), so each pair's key layout is its own.
-        groups: dict[tuple[int, int], list[int]] = {}
-        for p in batch_pairs:
-            if len(pairs[p][1]) > 1:
-                groups.setdefault((slot_width(ctx_lengths[pairs[p][0]]), len(pairs[p][1])), []).append(p)
-        for (slots, cand_len), group in sorted(groups.items()):
-            for sub in budget_batches([slots + cand_len - 1] * len(group), max_cache_tokens):
-                chosen = [group[k] for k in sub]
-                cont = _continuation_logprobs(
-                    body, head, out.past_key_values, slots, [row_of[pairs[p][0]] for p in chosen],
-                    [ctx_lengths[pairs[p][0]] for p in chosen], [pairs[p][1] for p in chosen], pad_id, dtype)
-                sums = sums.index_add(0, torch.tensor(chosen, device=device), cont)
+        # Remaining tokens: candidate[:-1] on the context's cache, packed with other batches' pairs.
+        pending += [_Continuation(p, out.past_key_values, row_of[pairs[p][0]], ctx_lengths[pairs[p][0]], width,
+                                  pairs[p][1]) for p in batch_pairs if len(pairs[p][1]) > 1]
+        chunks = _cache_budget_chunks(pending, max_cache_tokens)
+        for chunk in chunks[:-1]:
+            sums = _add_continuations(sums, body, head, chunk, pad_id, dtype)
+        pending = chunks[-1] if chunks else []
+    if pending:
+        sums = _add_continuations(sums, body, head, pending, pad_id, dtype)
     lengths = torch.tensor([len(cand) for _, cand in pairs], device=device)
     return PairScores(sums=sums, lengths=lengths, hidden=torch.stack(hidden) if want_hidden else None)
 
 
-def _continuation_logprobs(body, head, cache, slots: int, rows: list[int], ctx_lengths: list[int],
-                           cands: list[list[int]], pad_id: int, dtype: torch.dtype) -> torch.Tensor:
-    """Sum of log P(cand[t] | context, cand[:t]) for t >= 1, for each pair, on the gathered context cache."""
-    device = next(body.parameters()).device
-    real = len(cands)
-    filler = max(0, -(-MIN_ROWS // len(cands[0][:-1])) - real)  # copies of pair 0 keep rows >= MIN_ROWS
-    rows, ctx_lengths, cands = rows + rows[:1] * filler, ctx_lengths + ctx_lengths[:1] * filler, cands + cands[:1] * filler
-    index = torch.tensor(rows, device=device)
-    inputs, in_mask = _pad([c[:-1] for c in cands], pad_id, left=False)
-    targets, _ = _pad([c[1:] for c in cands], pad_id, left=False)
-    inputs, in_mask, targets = inputs.to(device), in_mask.to(device).bool(), targets.to(device)
-    steps = inputs.shape[1]
-    pair_cache = DynamicCache(
-        ddp_cache_data=[(layer.keys[index, :, :slots], layer.values[index, :, :slots]) for layer in cache.layers],
-        config=body.config,
-    )
-    ctx_len = torch.tensor(ctx_lengths, device=device)
-    t = torch.arange(steps, device=device)
-    ctx_allowed = (torch.arange(slots, device=device)[None, :] < ctx_len[:, None])[:, None, :].expand(-1, steps, -1)
-    own_allowed = (t[None, :] <= t[:, None])[None] & in_mask[:, None, :]
-    allowed = torch.cat([ctx_allowed, own_allowed], dim=2)
-    hidden = body(
-        input_ids=inputs, attention_mask=_additive_mask(allowed, dtype), position_ids=ctx_len[:, None] + t,
-        past_key_values=pair_cache, use_cache=True,
-    ).last_hidden_state
-    logp = _head_logprobs(head, hidden[in_mask], targets[in_mask])
-    owner = torch.arange(len(cands), device=device).unsqueeze(1).expand_as(in_mask)[in_mask]
-    return torch.zeros(len(cands), device=device).index_add(0, owner, logp)[:real]
+# ---- the candidate pass ---------------------------------------------------------------------------
+def step_bucket(steps: int) -> int:
+    """Query width of a pair's attention call: its candidate steps rounded up to a power of two, so that
+    pairs of nearby lengths share a call while a pair's key layout still depends on its own length only."""
+    return 1 << max(0, steps - 1).bit_length()
+
+
+@dataclass
+class _Continuation:
+    """One pair's candidate pass: candidate[:-1] on row `row` of a context batch's KV cache."""
+
+    pair: int
+    cache: object  # the context batch's DynamicCache
+    row: int
+    ctx_len: int
+    slots: int  # the context's slot width
+    cand: list[int]
+
+    @property
+    def steps(self) -> int:
+        return len(self.cand) - 1
+
+    @property
+    def cost(self) -> int:
+        """Cache tokens its attention gathers."""
+        return self.slots + step_bucket(self.steps)
+
+
+def _cache_budget_chunks(items: list[_Continuation], budget: int) -> list[list[_Continuation]]:
+    """Consecutive chunks whose summed cache cost fits the budget (an item over budget alone gets its own)."""
+    chunks: list[list[_Continuation]] = []
+    total = budget + 1
+    for item in items:
+        if total + item.cost > budget:
+            chunks.append([])
+            total = 0
+        chunks[-1].append(item)
+        total += item.cost
+    return chunks
+
+
+class _PairAttention:
+    """Attention for a packed row of candidate tokens: one call per group of pairs sharing (cache, slot width,
+    step bucket). Each pair's queries see its context's `slots` cached keys, then its own step_bucket(steps)
+    positions (causal, padding masked), so its kernels and key layout depend on the pair only."""
+
+    def __init__(self, items: list[_Continuation], starts: list[int], device, dtype: torch.dtype):
+        groups: dict[tuple[int, int, int], list[int]] = {}
+        for k, c in enumerate(items):
+            groups.setdefault((id(c.cache), c.slots, step_bucket(c.steps)), []).append(k)
+        self.groups, self.calls = [], 0
+        for (_, slots, width), members in groups.items():
+            t = torch.arange(width, device=device)
+            steps = torch.tensor([items[k].steps for k in members], device=device)
+            valid = t[None, :] < steps[:, None]
+            tokens = torch.where(valid, torch.tensor([starts[k] for k in members], device=device)[:, None] + t, 0)
+            ctx_len = torch.tensor([items[k].ctx_len for k in members], device=device)
+            ctx_allowed = (torch.arange(slots, device=device)[None, :] < ctx_len[:, None])[:, None, :]
+            own_allowed = (t[None, :] <= t[:, None])[None] & valid[:, None, :]
+            allowed = torch.cat([ctx_allowed.expand(-1, width, -1), own_allowed], dim=2)
+            rows = torch.tensor([items[k].row for k in members], device=device)
+            self.groups.append((items[members[0]].cache, rows, slots, tokens, valid, _additive_mask(allowed, dtype)))
+        self.order = torch.cat([tokens[valid] for _, _, _, tokens, valid, _ in self.groups])
+
+    def __call__(self, module, query, key, value, scaling):
+        self.calls += 1
+        q, k, v = (x[0].transpose(0, 1) for x in (query, key, value))  # [tokens, heads, head_dim]
+        outs = []
+        for cache, rows, slots, tokens, valid, mask in self.groups:
+            layer = cache.layers[module.layer_idx]
+            keys = torch.cat([layer.keys[rows, :, :slots], k[tokens].transpose(1, 2)], dim=2)
+            values = torch.cat([layer.values[rows, :, :slots], v[tokens].transpose(1, 2)], dim=2)
+            out, _ = sdpa_attention_forward(module, q[tokens].transpose(1, 2), keys, values, mask, scaling=scaling,
+                                            is_causal=False)  # [pairs, width, heads, head_dim]
+            outs.append(out[valid])
+        outs = torch.cat(outs)
+        return outs.new_zeros((q.shape[0], *outs.shape[1:])).index_copy(0, self.order, outs).unsqueeze(0), None
+
+
+PAIR_ATTENTION = "llmrl_prefix_pairs"
+_ACTIVE: ContextVar[_PairAttention | None] = ContextVar(PAIR_ATTENTION, default=None)
+
+
+def _attention(module, query, key, value, attention_mask, scaling=None, **kwargs):
+    """The registered attention function: the active _PairAttention, else plain sdpa."""
+    active = _ACTIVE.get()
+    if active is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, **kwargs)
+    return active(module, query, key, value, scaling)
+
+
+AttentionInterface.register(PAIR_ATTENTION, _attention)
+
+
+@contextlib.contextmanager
+def _using(body, attention: _PairAttention):
+    """Run `body` with `attention` for the duration. The model's config names the registered function from the
+    first call on and keeps it: with no packed forward active in a thread it is plain sdpa, so forwards running
+    meanwhile in other threads (which a config swapped back and forth would break) stay right."""
+    body.config._attn_implementation = PAIR_ATTENTION
+    token = _ACTIVE.set(attention)
+    try:
+        yield
+    finally:
+        _ACTIVE.reset(token)
+
+
+def _add_continuations(sums: torch.Tensor, body, head, items: list[_Continuation], pad_id: int,
+                       dtype: torch.dtype) -> torch.Tensor:
+    """sums + log P(cand[t] | context, cand[:t]) for t >= 1 of each item, all items in one packed forward."""
+    device = sums.device
+    starts, inputs, targets, positions = [], [], [], []
+    for c in items:
+        starts.append(len(inputs))
+        inputs += c.cand[:-1]
+        targets += c.cand[1:]
+        positions += range(c.ctx_len, c.ctx_len + c.steps)
+    real = len(inputs)
+    filler = max(0, MIN_ROWS - real)  # unattended rows keep the Linear layers' rows >= MIN_ROWS
+    attention = _PairAttention(items, starts, device, dtype)
+    with _using(body, attention):
+        hidden = body(input_ids=torch.tensor([inputs + [pad_id] * filler], device=device),
+                      position_ids=torch.tensor([positions + [0] * filler], device=device),
+                      use_cache=False).last_hidden_state[0, :real]
+    if attention.calls == 0:
+        raise RuntimeError(f"{type(body).__name__} does not call its config's attention function")
+    logp = _head_logprobs(head, hidden, torch.tensor(targets, device=device))
+    owner = torch.tensor([c.pair for c in items for _ in range(c.steps)], device=device)
+    return sums.index_add(0, owner, logp)
 
 
 def seq2seq_pair_scores(

@@ -10,23 +10,15 @@ from policies.backend import GenerateResult, ScoreResult
 from policies.config import BackendConfig
 from policies.generation import cut_at_stop, fit_prompt, validate_generate_args
 from policies.models import resolve_model
+from policies.precision import CastOnceLinear, compute_context, resolve_dtype
 from policies.prefix_scorer import PairScores, causal_pair_scores, seq2seq_pair_scores
 from policies.scoring import budget_batches, reduce_pairs, split_pairs
 from policies.tokenization import EncodedRequest, encode_request
-
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
 
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return _DTYPES[dtype]
 
 
 def model_window(config) -> int:
@@ -55,16 +47,40 @@ class TransformersBackend:
         hf_config = AutoConfig.from_pretrained(path)
         self.is_seq2seq = bool(getattr(hf_config, "is_encoder_decoder", False))
         auto = AutoModelForSeq2SeqLM if self.is_seq2seq else AutoModelForCausalLM
-        model = auto.from_pretrained(path, dtype=resolve_dtype(config.dtype, self.device)).to(self.device)
+        self.compute_dtype = resolve_dtype(config.dtype, self.device)
+        self.weights_dtype = torch.float32 if config.fp32_weights else self.compute_dtype
+        model = auto.from_pretrained(path, dtype=self.weights_dtype).to(self.device)
         model.eval()
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.pad_id = self._pad_id()
         self.window = model_window(hf_config)
         # Body and head are taken before any peft wrapping: LoRA layers are injected in place.
         self._body = None if self.is_seq2seq else model.base_model
-        self._head = None if self.is_seq2seq else model.get_output_embeddings()
+        self._head = None if self.is_seq2seq else CastOnceLinear(model.get_output_embeddings(), self.compute_dtype)
         self.hf_model = model
         self.model = self._with_lora(model) if config.lora else model
+        self._store_frozen_linears()
+
+    def freeze(self) -> None:
+        """Serve only: no weight needs a gradient, and under mixed precision every matmul weight is stored in
+        the compute dtype once instead of being cast at each call."""
+        self.model.requires_grad_(False)
+        self._store_frozen_linears()
+
+    def _store_frozen_linears(self) -> None:
+        """Under mixed precision, store the weights of Linear layers that are not trained (LoRA's base model, a
+        scorer's copy) in the compute dtype: autocast casts them to it at every call, so the numbers are the
+        same. Weights tied to the input embeddings (the LM head of most small models) stay float32."""
+        if self.compute_dtype == self.weights_dtype:
+            return
+        tied = {id(self.model.get_input_embeddings().weight)}
+        for module in self.model.modules():
+            if isinstance(module, torch.nn.Linear) and not module.weight.requires_grad and id(module.weight) not in tied:
+                module.to(self.compute_dtype)
+
+    def precision(self):
+        """The context every forward runs in: autocast to the compute dtype over float32 weights, or nothing."""
+        return compute_context(self.device, self.compute_dtype, self.weights_dtype)
 
     def _pad_id(self) -> int:
         tok = self.tokenizer
@@ -96,12 +112,18 @@ class TransformersBackend:
         )
 
     def pair_scores(self, request: EncodedRequest, want_hidden: bool = False) -> PairScores:
-        """Per-pair summed log-probs (differentiable when grad is enabled)."""
+        """Per-pair summed log-probs (differentiable when grad is enabled), in the backend's precision; the
+        hidden states (for value heads) come back in float32."""
         budgets = dict(max_batch_tokens=self.config.max_batch_tokens, max_cache_tokens=self.config.max_cache_tokens,
                        pad_id=self.pad_id, want_hidden=want_hidden)
-        if self.is_seq2seq:
-            return seq2seq_pair_scores(self.model, request, **budgets)
-        return causal_pair_scores(self._body, self._head, request, **budgets)
+        with self.precision():
+            if self.is_seq2seq:
+                pairs = seq2seq_pair_scores(self.model, request, **budgets)
+            else:
+                pairs = causal_pair_scores(self._body, self._head, request, **budgets)
+        if pairs.hidden is not None:
+            pairs.hidden = pairs.hidden.float()
+        return pairs
 
     def score(self, contexts, candidates, *, mean: bool = False, with_hidden: bool = False) -> ScoreResult:
         request = self.encode(contexts, candidates)
@@ -111,7 +133,7 @@ class TransformersBackend:
         return ScoreResult(
             logprobs=split_pairs(flat, [len(c) for c in request.candidate_ids]),
             versions=[self.version] * len(request.context_ids),
-            hidden=pairs.hidden.float().cpu() if with_hidden else None,
+            hidden=pairs.hidden.cpu() if with_hidden else None,
         )
 
     def hidden(self, contexts: Sequence[str]) -> torch.Tensor:
@@ -131,7 +153,8 @@ class TransformersBackend:
         order = sorted(range(len(prompts)), key=lambda i: len(prompt_ids[i]))
         costs = [(len(prompt_ids[i]) + max_new_tokens) * n for i in order]
         sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if temperature > 0 else dict(do_sample=False)
-        with torch.inference_mode(), torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        with torch.inference_mode(), self.precision(), \
+                torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(self.config.seed if seed is None else seed)
             for batch in budget_batches(costs, self.config.max_batch_tokens):
                 rows = [order[k] for k in batch]

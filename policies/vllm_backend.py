@@ -121,6 +121,9 @@ class VLLMBackend:
         return GenerateResult(texts=texts, versions=[self.version] * len(prompts))
 
     # ---- weights -------------------------------------------------------------------------
+    def freeze(self) -> None:
+        """Nothing to do: a vLLM engine never trains."""
+
     def get_weights(self) -> dict[str, torch.Tensor]:
         """What load_weights last received: the LoRA adapter ({} before the first update: the base weights are
         served), or the full weights (before the first update: the checkpoint's tensors)."""

@@ -8,9 +8,18 @@ from policies.config import BackendConfig
 
 @pytest.fixture(scope="session")
 def backend():
+    """The bundled model in float32 (exactness against the naive reference holds there)."""
     from policies.transformers_backend import TransformersBackend
 
-    return TransformersBackend(BackendConfig())
+    return TransformersBackend(BackendConfig(dtype="float32"))
+
+
+@pytest.fixture(scope="session")
+def backend_bf16():
+    """The bundled model under mixed precision: bf16 compute over fp32 weights (as a learner holds them)."""
+    from policies.transformers_backend import TransformersBackend
+
+    return TransformersBackend(BackendConfig(dtype="bfloat16"))
 
 
 @pytest.fixture(scope="session")

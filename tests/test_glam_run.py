@@ -52,7 +52,9 @@ def test_run_writes_metrics_plot_checkpoint_and_resumes(tmp_path):
     assert [r["updates"] for r in rows] == [1.0]
     assert (run_dir / "curves.png").stat().st_size > 0 and list((run_dir / "tensorboard").iterdir())
     assert _learner_state(latest_checkpoint(run_dir)) == ({"updates": 1, "env_steps": 4, "episodes": 4}, 1)
-    assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 4
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["env_steps"] == 4 and summary["success_rate_first"] in (0.0, 0.25, 0.5, 0.75, 1.0)
+    assert summary["random_episodes"] == 100 and 0.1 < summary["random_success_rate"] < 0.4  # 1 rewarded of 4
     # Resume for two more rounds with the next rollouts launched before each update.
     longer = dataclasses.replace(config, train=dataclasses.replace(config.train, total_env_steps=12,
                                                                    overlap_rollouts=True))
@@ -68,6 +70,19 @@ def test_run_writes_metrics_plot_checkpoint_and_resumes(tmp_path):
                run_dir=run_dir, progress=False).run()
     assert [r["updates"] for r in read_metrics(run_dir)] == [1.0, 2.0, 3.0, 4.0]
     _check_eval_of(latest_checkpoint(run_dir))
+
+
+def test_the_learning_line_puts_start_end_and_random_side_by_side():
+    from cluster.cli import learning_line
+
+    summary = {"success_rate_first": 0.3, "success_rate": 0.8, "success_window": 20, "episodes": 61,
+               "env_steps": 640, "random_success_rate": 0.33, "random_episodes": 100}
+    assert learning_line(summary, "runs/x/curves.png") == (
+        "success rate: 0.30 over the first 20 episodes, 0.80 over the last 20 (61 episodes, 640 env steps); "
+        "a random policy: 0.33 over 100 episodes. Learning curve: runs/x/curves.png")
+    no_random = {k: v for k, v in summary.items() if not k.startswith("random")}
+    assert learning_line({**no_random, "success_rate": None}, "c.png").startswith(
+        "success rate: 0.30 over the first 20 episodes, - over the last 20 (61 episodes, 640 env steps). Learning")
 
 
 def _check_eval_of(checkpoint):

@@ -16,14 +16,18 @@ from policies.tokenization import ScoringInputError
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
 
+FP32 = BackendConfig(dtype="float32")
+
+
 @pytest.fixture(scope="module")
 def pool(ray_cluster):
-    pool = ScorerPool(BackendConfig(), PoolConfig(num_workers=1))
+    pool = ScorerPool(FP32, PoolConfig(num_workers=1))
     yield pool
     pool.shutdown()
 
 
-def test_pool_returns_the_bare_backend_numbers_for_1_2_3_workers(pool, backend):
+def assert_pool_equals_bare_backend(pool, backend) -> None:
+    """The pool's scores and hidden states equal the bare backend's, bit for bit, with 1, 2 and 3 workers."""
     contexts, candidates = scoring_requests(n_babyai=10, seed=1)
     with one_thread():
         reference = backend.score(contexts, candidates, with_hidden=True)
@@ -37,6 +41,19 @@ def test_pool_returns_the_bare_backend_numbers_for_1_2_3_workers(pool, backend):
         assert torch.equal(got.hidden, reference.hidden)
         assert pool.score(contexts[:1], candidates[:1]).logprobs == one_context  # split by candidates
     assert len({info["pid"] for info in pool.info()}) == 3
+
+
+def test_pool_returns_the_bare_backend_numbers_for_1_2_3_workers(pool, backend):
+    assert_pool_equals_bare_backend(pool, backend)
+
+
+def test_in_bf16_the_pool_returns_the_bare_backend_numbers_for_1_2_3_workers(backend_bf16):
+    """Mixed precision (bf16 compute over fp32 weights; frozen copies in the workers) keeps the guarantee."""
+    pool = ScorerPool(BackendConfig(dtype="bfloat16"), PoolConfig(num_workers=1, cpus_per_worker=0.25))
+    try:
+        assert_pool_equals_bare_backend(pool, backend_bf16)
+    finally:
+        pool.shutdown()
 
 
 def test_greedy_generation_through_the_pool(pool, backend):
@@ -80,7 +97,7 @@ def test_weights_reach_every_worker_including_added_ones(pool):
 
     pool.remove_workers(1)
     assert pool.num_workers == 2
-    trained = LLMPolicy(BackendConfig())
+    trained = LLMPolicy(FP32)
     with torch.no_grad():
         for name, p in trained.backend.model.named_parameters():
             if "layers.5.mlp" in name:
@@ -138,7 +155,7 @@ def test_a_worker_added_mid_run_serves_and_one_removed_mid_run_is_drained_first(
     contexts, candidates = scoring_requests(n_babyai=3, seed=4)
     with one_thread():
         reference = backend.score(contexts, candidates).logprobs
-    pool = ScorerPool(BackendConfig(), PoolConfig(num_workers=1, cpus_per_worker=0.25))
+    pool = ScorerPool(FP32, PoolConfig(num_workers=1, cpus_per_worker=0.25))
     try:
         stop, threads, answers = _clients(pool, contexts, candidates, 2)
         _wait_for(lambda: pool.stats()["answers_out"] >= 1)
@@ -161,7 +178,7 @@ def test_a_worker_added_mid_run_serves_and_one_removed_mid_run_is_drained_first(
 
 def test_the_autoscaler_grows_under_a_queue_and_shrinks_when_idle(backend):
     contexts, candidates = scoring_requests(n_babyai=4, seed=5)
-    pool = ScorerPool(BackendConfig(), PoolConfig(num_workers=1, cpus_per_worker=0.25, min_workers=1, max_workers=2,
+    pool = ScorerPool(FP32, PoolConfig(num_workers=1, cpus_per_worker=0.25, min_workers=1, max_workers=2,
                                                   scale_up_queue=1.0, scale_up_after_s=0.5, scale_down_idle_s=1.0,
                                                   check_interval_s=0.1))
     try:

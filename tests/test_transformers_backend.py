@@ -25,12 +25,16 @@ def test_scores_equal_naive_reference(backend):
     assert got.versions == [0] * len(contexts)
 
 
-def test_small_budgets_give_identical_scores(backend):
-    """Many small batches (both passes) give exactly the numbers of one big batch."""
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_small_budgets_give_identical_scores(dtype, request):
+    """Many small batches (both passes) give exactly the numbers of one big batch, in either precision, and a
+    frozen copy (a scorer worker's, its matmul weights stored in bf16) the numbers of the trainable one."""
     from policies.transformers_backend import TransformersBackend
 
+    backend = request.getfixturevalue("backend" if dtype == "float32" else "backend_bf16")
     contexts, candidates = scoring_requests(n_babyai=6)
-    tight = TransformersBackend(BackendConfig(max_batch_tokens=64, max_cache_tokens=200))
+    tight = TransformersBackend(BackendConfig(dtype=dtype, max_batch_tokens=64, max_cache_tokens=200))
+    tight.freeze()
     with one_thread():
         assert tight.score(contexts, candidates).logprobs == backend.score(contexts, candidates).logprobs
 
@@ -147,3 +151,19 @@ def test_lora_weights_are_the_adapter_only():
     assert source.score(*request).logprobs != base  # lora_B starts at zero: the adapter now acts
     target.load_weights(source.get_weights(), version=1)
     assert target.score(*request).logprobs == source.score(*request).logprobs
+
+
+BF16_MAX_ABS, BF16_MEAN_ABS, BF16_MAX_TV = 0.35, 0.06, 0.05
+"""Stated bounds of mixed precision (bf16 compute) against float32 on the scoring set: summed log-prob per
+candidate (nats), its mean, and the total variation between the two softmax policies over a context's candidates."""
+
+
+def test_bf16_scores_stay_within_the_stated_bounds_of_float32(backend, backend_bf16):
+    contexts, candidates = scoring_requests(n_babyai=15)
+    fp32 = backend.score(contexts, candidates).logprobs
+    bf16 = backend_bf16.score(contexts, candidates).logprobs
+    diffs = [abs(a - b) for row32, row16 in zip(fp32, bf16) for a, b in zip(row32, row16)]
+    tv = [0.5 * float((torch.tensor(a).softmax(0) - torch.tensor(b).softmax(0)).abs().sum()) for a, b in zip(fp32, bf16)]
+    assert 0 < max(diffs) < BF16_MAX_ABS, max(diffs)  # > 0: the bf16 path really ran
+    assert sum(diffs) / len(diffs) < BF16_MEAN_ABS
+    assert max(tv) < BF16_MAX_TV, max(tv)

@@ -54,6 +54,9 @@ class GlamAlgorithm:
         self.env_steps = 0
         self.episodes = 0
         self.recent: deque[Episode] = deque(maxlen=config.train.success_window)
+        self.first: list[Episode] = []
+        """The run's first success_window finished episodes (success at the start, for the summary)."""
+        self._random_baseline: dict[str, float] | None = None
         learner = config.learner
         self.learner = runtime.spawn(
             LearnerHost, functools.partial(PPOLearner.build, config.backend, config.value_head, config.ppo,
@@ -105,6 +108,7 @@ class GlamAlgorithm:
         sync = time.perf_counter() - t
         finished = [e for r in rollouts for e in r.episodes]
         self.recent.extend(finished)
+        self.first.extend(finished[:self.config.train.success_window - len(self.first)])
         self.iteration += 1
         self.env_steps += steps
         self.episodes += len(finished)
@@ -143,7 +147,8 @@ class GlamAlgorithm:
         self._learner_call("save", str(Path(directory) / LEARNER_DIR))
         save_state(directory, "glam", {"counters": self._counters(), "runner_restarts": self.runner_restarts,
                                        "runners": self.runner_states,
-                                       "recent_episodes": [dataclasses.asdict(e) for e in self.recent]})
+                                       "recent_episodes": [dataclasses.asdict(e) for e in self.recent],
+                                       "first_episodes": [dataclasses.asdict(e) for e in self.first]})
 
     def restore(self, directory: Path) -> None:
         self.runtime.get(self.learner.call("restore", str(Path(directory) / LEARNER_DIR)))
@@ -152,6 +157,7 @@ class GlamAlgorithm:
         self.iteration, self.env_steps, self.episodes = counters["updates"], counters["env_steps"], counters["episodes"]
         self.recent.clear()
         self.recent.extend(Episode(**e) for e in state["recent_episodes"])
+        self.first = [Episode(**e) for e in state.get("first_episodes", [])]  # absent in older checkpoints
         self.runner_restarts = state.get("runner_restarts", 0)
         saved = state.get("runners") or []  # absent in checkpoints written before runner states were
         for runner_state in filter(None, saved):  # here, before a runner actor fails to start on it
@@ -166,7 +172,22 @@ class GlamAlgorithm:
     def summary(self) -> dict[str, Any]:
         success = _mean([float(e.success) for e in self.recent])
         return {"method": "glam", "env": self.config.runner.env_id, "seed": self.config.train.seed,
-                **self._counters(), "success_rate": success, "mean_return": _mean([e.ret for e in self.recent])}
+                **self._counters(), "success_rate": success, "mean_return": _mean([e.ret for e in self.recent]),
+                "success_rate_first": _mean([float(e.success) for e in self.first]),
+                "success_window": self.config.train.success_window, **self.random_baseline()}
+
+    def random_baseline(self) -> dict[str, float]:
+        """A uniform random policy's success rate on the run's env (train.random_baseline_episodes; {} when 0),
+        played once in this process: the figure a learning run must beat."""
+        episodes = self.config.train.random_baseline_episodes
+        if episodes and self._random_baseline is None:
+            from cluster.eval_command import UniformScorer, evaluate
+
+            runner = self.config.runner
+            result = evaluate(UniformScorer(), runner.env_id, episodes, num_envs=runner.num_envs,
+                              seed=self.config.train.seed + 1_000_003, env_kwargs=dict(runner.env_kwargs))
+            self._random_baseline = {"random_success_rate": result["success_rate"], "random_episodes": episodes}
+        return self._random_baseline or {}
 
     def stop(self) -> None:
         if self.runtime.distributed:

@@ -59,6 +59,9 @@ class PPOLearner:
     def __init__(self, policy: LLMPolicy, config: PPOConfig, seed: int = 0):
         if policy.value_head is None:
             raise ValueError("PPO needs a value head: configure value_head for the policy")
+        if getattr(policy.backend, "compute_dtype", None) is torch.float16:
+            raise ValueError("backend.dtype float16 cannot train: its gradients underflow without loss scaling, "
+                             "which llmrl does not do; use bfloat16 (mixed precision) or float32")
         self.policy = policy
         self.config = config
         if config.kl_prior.beta > 0:

@@ -25,10 +25,14 @@ class TrainConfig(ScheduleConfig):
     overlap_rollouts: bool = False
     """Start the next rollouts before each PPO update (they then run on weights one version old,
     counted by ppo.max_policy_lag); off: rollouts and updates alternate."""
+    random_baseline_episodes: int = 100
+    """At the end, play this many episodes of the run's env with a uniform random policy (no LLM; seconds on
+    BabyAI) and report its success rate beside the run's first and last success_window episodes; 0: skip."""
 
     def __post_init__(self):
         super().__post_init__()
         check_range(self, "steps_per_update", "success_window", ge=1)
+        check_range(self, "random_baseline_episodes", ge=0)
 
 
 @dataclass(frozen=True)
