@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 from policies.scoring import MIN_ROWS, budget_batches, token_logprobs, with_min_rows
 from policies.tokenization import EncodedRequest
@@ -240,6 +241,7 @@ def _attention(module, query, key, value, attention_mask, scaling=None, **kwargs
 
 
 AttentionInterface.register(PAIR_ATTENTION, _attention)
+AttentionMaskInterface.register(PAIR_ATTENTION, sdpa_mask)  # outside packed forwards it is sdpa: sdpa's masks
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ LINES = [
 def test_scores_good_lines_and_names_bad_ones(tmp_path, capsys, backend):
     source, sink = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     source.write_text("\n".join(LINES) + "\n")
-    status = main(["score", "--input", str(source), "--output", str(sink), "--workers", "0"])
+    status = main(["score", "--input", str(source), "--output", str(sink), "--workers", "0", "--dtype", "float32"])
     assert status == 1
     records = [json.loads(line) for line in sink.read_text().splitlines()]
     assert [r["line"] for r in records] == [1, 2, 3, 5, 6, 7]

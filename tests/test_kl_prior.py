@@ -44,7 +44,7 @@ def test_config_checks_its_fields():
 
 def test_lora_prior_is_the_base_model_before_and_after_an_update(backend):
     torch.manual_seed(0)
-    policy = LLMPolicy(BackendConfig(lora=LoraConfig(r=4)), ValueHeadConfig(hidden_sizes=(16,)))
+    policy = LLMPolicy(BackendConfig(dtype="float32", lora=LoraConfig(r=4)), ValueHeadConfig(hidden_sizes=(16,)))
     request = policy.encode(CONTEXTS, CANDIDATES)
     with torch.no_grad():
         before = policy.evaluate(request, with_values=False)[0].sums.tolist()
@@ -66,7 +66,7 @@ def test_lora_prior_is_the_base_model_before_and_after_an_update(backend):
 
 
 def test_full_fine_tuning_keeps_a_frozen_copy_only_when_asked(backend):
-    policy = LLMPolicy(BackendConfig(), ValueHeadConfig(hidden_sizes=(16,)))
+    policy = LLMPolicy(BackendConfig(dtype="float32"), ValueHeadConfig(hidden_sizes=(16,)))
     request = policy.encode(CONTEXTS, CANDIDATES)
     with pytest.raises(ValueError, match="needs keep_prior"):
         policy.prior_scores(request)

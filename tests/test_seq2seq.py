@@ -27,7 +27,7 @@ def t5_dir(tmp_path_factory):
 def test_seq2seq_scores_equal_naive_reference(t5_dir):
     from policies.transformers_backend import TransformersBackend
 
-    backend = TransformersBackend(BackendConfig(model=t5_dir, max_batch_tokens=512, max_cache_tokens=2048))
+    backend = TransformersBackend(BackendConfig(model=t5_dir, dtype="float32", max_batch_tokens=512, max_cache_tokens=2048))
     assert backend.is_seq2seq
     contexts, candidates = scoring_requests(n_babyai=6)
     got = backend.score(contexts, candidates, with_hidden=True)

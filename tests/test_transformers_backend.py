@@ -167,3 +167,11 @@ def test_bf16_scores_stay_within_the_stated_bounds_of_float32(backend, backend_b
     assert 0 < max(diffs) < BF16_MAX_ABS, max(diffs)  # > 0: the bf16 path really ran
     assert sum(diffs) / len(diffs) < BF16_MEAN_ABS
     assert max(tv) < BF16_MAX_TV, max(tv)
+
+
+def test_generation_after_scoring_is_unchanged(backend):
+    """Scoring's packed candidate pass leaves the model's attention and masks as plain sdpa for generation."""
+    prompts = ["The capital of France is", "Q: 2+2?\nA:"]
+    before = backend.generate(prompts, max_new_tokens=5).texts
+    backend.score(["Action:"], [[" go forward", " turn left now", " toggle"]])
+    assert backend.generate(prompts, max_new_tokens=5).texts == before
