@@ -5,8 +5,8 @@ One fixed batch of real rollouts per arm (EnvRunner with an in-process LLMPolicy
 --dtypes entry); then, per dtype, the policy is rebuilt with `backend.dtype` set (bfloat16: float32 weights,
 forwards under torch.autocast), loaded with the same start weights, and timed (best of --repeats after a
 warm-up; the start weights restored before every update):
-- scoring: `policy.score(prompts, candidates, with_values=True)` once per env step of the batch, as the
-  scorers do (the rollout's bootstrap requests are not timed);
+- scoring: `policy.score(prompts, candidates, with_values=True)` once per env step of the batch on a frozen
+  copy, as a scorer worker serves (the rollout's bootstrap requests are not timed);
 - update: `PPOLearner.update(rollouts)`, old log-probs from the rollouts, the config's epochs and minibatches;
 - round: scoring + update.
 
@@ -143,6 +143,9 @@ def measure_arm(config, arm: str, dtypes: list[str], steps: int, repeats: int, l
             rollouts = [runner.rollout(steps) for _ in range(config.num_runners)]
             start = policy.get_weights()  # a copy, version 0: the collection does not train
         policy.load_weights(start, version=0)
+        scorer = LLMPolicy(policy.backend.config, config.value_head)
+        scorer.freeze()  # as a scorer worker serves: frozen weights stored in the compute dtype
+        scorer.load_weights(start, version=0)
         dims = adapter_free_dims(policy.backend.hf_model)
         head = sum(p.numel() for p in policy.value_head.parameters())
         requests = [(r.prompts[t], r.candidates[t]) for r in rollouts for t in range(len(r.prompts))]
@@ -151,15 +154,15 @@ def measure_arm(config, arm: str, dtypes: list[str], steps: int, repeats: int, l
                               [c for r in rollouts for c in r.flat("candidates")])
         train_flops = update_flops(forward_flops(batch, dims, head), ppo.epochs, config.backend.lora is not None,
                                    int(ppo.kl_prior.beta > 0))
-        score_s, _, score_times = best_time(lambda: [policy.score(*req, with_values=True) for req in requests],
-                                            repeats, lambda: policy.score(*requests[0], with_values=True))
+        score_s, _, score_times = best_time(lambda: [scorer.score(*req, with_values=True) for req in requests],
+                                            repeats, lambda: scorer.score(*requests[0], with_values=True))
         update_times = [timed_update(policy, ppo, rollouts, start, config.train.seed) for _ in range(repeats + 1)][1:]
         rows = phase_rows((score_s, score_flops), (min(update_times), train_flops), limits[dtype])
         figures["dtypes"][dtype] = {"phases": rows, "scoring_times": score_times, "update_times": update_times,
                                     "met": rows["round"]["fraction"] >= TARGET}
         print(json.dumps({"arm": arm, "dtype": dtype, "steps": len(batch.context_ids), "pairs": batch.num_pairs,
                           "scoring_times": score_times, "update_times": update_times}), flush=True)
-        del policy
+        del policy, scorer
     if set(DTYPES) <= set(figures["dtypes"]):
         figures["speedup_bf16_over_fp32"] = speedups(*(figures["dtypes"][d]["phases"] for d in DTYPES))
     return figures

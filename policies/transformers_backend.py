@@ -15,6 +15,7 @@ from policies.prefix_scorer import PairScores, causal_pair_scores, seq2seq_pair_
 from policies.scoring import budget_batches, reduce_pairs, split_pairs
 from policies.tokenization import EncodedRequest, encode_request
 
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
