@@ -25,10 +25,9 @@ import argparse
 import dataclasses
 import json
 import os
-import time
 
 from benchmarks.common import name_list
-from benchmarks.ppo_update import add_arm_arguments
+from benchmarks.ppo_update import add_arm_arguments, timed_update
 
 DTYPES = ("float32", "bfloat16")
 PHASES = ("scoring", "update", "round")
@@ -166,17 +165,6 @@ def measure_arm(config, arm: str, dtypes: list[str], steps: int, repeats: int, l
     if set(DTYPES) <= set(figures["dtypes"]):
         figures["speedup_bf16_over_fp32"] = speedups(*(figures["dtypes"][d]["phases"] for d in DTYPES))
     return figures
-
-
-def timed_update(policy, ppo, rollouts, start_weights, seed: int) -> float:
-    """Seconds of one PPOLearner.update from the start weights (restored first, outside the timing)."""
-    from learners.ppo.learner import PPOLearner
-
-    policy.load_weights(start_weights, version=0)
-    learner = PPOLearner(policy, ppo, seed=seed)
-    begin = time.perf_counter()
-    learner.update(rollouts)
-    return time.perf_counter() - begin
 
 
 def report(arm: str, figures: dict, limits: dict[str, float]) -> None:

@@ -43,20 +43,26 @@ def speedup(seconds: dict[str, list[float]], old: str, new: str) -> dict[str, fl
     return {**{f"{way}_s": medians[way] for way in (old, new)}, "speedup": medians[old] / medians[new]}
 
 
-def time_updates(policy, ppo, rollouts, repeats: int, seed: int) -> dict[str, list[float]]:
-    """Seconds of PPOLearner.update per mode, alternating modes, each from the same weights."""
+def timed_update(policy, ppo, rollouts, start_weights, seed: int) -> float:
+    """Seconds of one PPOLearner.update from the start weights (restored first, outside the timing)."""
     from learners.ppo.learner import PPOLearner
 
+    policy.load_weights(start_weights, version=0)
+    learner = PPOLearner(policy, ppo, seed=seed)
+    begin = time.perf_counter()
+    learner.update(rollouts)
+    return time.perf_counter() - begin
+
+
+def time_updates(policy, ppo, rollouts, repeats: int, seed: int) -> dict[str, list[float]]:
+    """Seconds of PPOLearner.update per mode, alternating modes, each from the same weights."""
     start_weights = policy.get_weights()  # a snapshot: get_weights copies
     seconds: dict[str, list[float]] = {mode: [] for mode in MODES}
     for repeat in range(repeats + 1):
         for mode in MODES:
-            policy.load_weights(start_weights, version=0)
-            learner = PPOLearner(policy, dataclasses.replace(ppo, old_logprobs=mode), seed=seed)
-            start = time.perf_counter()
-            learner.update(rollouts)
+            took = timed_update(policy, dataclasses.replace(ppo, old_logprobs=mode), rollouts, start_weights, seed)
             if repeat:  # the first round warms up
-                seconds[mode].append(time.perf_counter() - start)
+                seconds[mode].append(took)
     policy.load_weights(start_weights, version=0)
     return seconds
 
