@@ -85,7 +85,8 @@ def _figures(run_dir, drop=()):
 
 @dataclass(frozen=True)
 class Kill:
-    """Right after the `at`-th `method` call on `cls` actors was sent, kill (ray.kill) `victim(runtime, handle)`."""
+    """Right after the `at`-th `method` call on `cls` actors was sent, kill (ray.kill) `victim(runtime, handle)`:
+    at once, so the call is surely in flight (queued or running) when the victim dies, however fast it runs."""
 
     cls: type
     method: str
@@ -121,7 +122,6 @@ class KillingRuntime(RayRuntime):
             self.calls[key] = self.calls.get(key, 0) + 1
             for plan in self.plans:
                 if (plan.cls, plan.method, plan.at) == (cls, method, self.calls[key]):
-                    time.sleep(0.3)  # the call is running (scoring, updating) when the actor dies
                     victim = plan.victim(self, handle)
                     ray.kill(victim)
                     self.killed.append(victim)
