@@ -14,7 +14,7 @@ from cluster.config import ConfigError
 from cluster.methods import load_config
 from envs.icpi.registry import ICPI_ENV_IDS
 from learners.rllib.algorithm import RLlibAlgorithm
-from learners.rllib.symbolic import MISSION_WORDS, make_symbolic_env
+from learners.rllib.symbolic import MISSION_TOKENS, MISSION_WORDS, UNKNOWN_WORD, make_symbolic_env, mission_word_ids
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -53,6 +53,60 @@ def test_babyai_image_and_flat_views():
     assert info["success"] is False
 
 
+def test_mission_word_ids_keep_the_order():
+    ids = mission_word_ids("pick up the red ball, then go to the blargh")
+    words = ["pick", "up", "the", "red", "ball", "then", "go", "to", "the"]
+    assert list(ids[:10]) == [MISSION_WORDS.index(w) + 1 for w in words] + [UNKNOWN_WORD]
+    assert ids.shape == (MISSION_TOKENS,) and not ids[10:].any()
+    with pytest.raises(ValueError, match="has 25 words; the image_mission view holds 24"):
+        mission_word_ids(" ".join(["go"] * 25))
+
+
+def test_babyai_image_mission_view():
+    env = make_symbolic_env("llmrl/BabyAI-PickupThenGoToLocal-v0", observation="image_mission")
+    obs, _ = env.reset(seed=5)
+    image = make_symbolic_env("llmrl/BabyAI-PickupThenGoToLocal-v0")
+    assert env.observation_space.contains(obs) and obs.shape == (147 + 4 + MISSION_TOKENS,)
+    assert np.array_equal(obs[:147], image.reset(seed=5)[0].ravel()) and obs[147:151].sum() == 1.0
+    assert np.array_equal(obs[151:], mission_word_ids(env.unwrapped.mission))
+
+
+def _module():
+    import gymnasium
+
+    from learners.rllib.mission_module import MissionConvModule
+
+    space = gymnasium.spaces.Box(0.0, 255.0, (147 + 4 + MISSION_TOKENS,), np.float32)
+    return MissionConvModule(observation_space=space, action_space=gymnasium.spaces.Discrete(6),
+                             model_config={"hidden": 32, "vf_share_layers": False})  # RLlib's own keys pass
+
+
+def test_mission_module_reads_word_order():
+    """The GRU sees the words in order: a mission and its reverse (same bag of words) get different logits;
+    padding after the last word changes nothing."""
+    import torch
+    from ray.rllib.core.columns import Columns
+
+    from learners.rllib.mission_module import last_valid, split_observation
+
+    torch.manual_seed(0)
+    module = _module()
+    view = np.random.default_rng(0).integers(0, 6, 147).astype(np.float32)
+    direction = np.eye(4, dtype=np.float32)[1]
+    missions = ["pick up the red ball then go to the blue key", "pick up the blue key then go to the red ball"]
+    obs = torch.tensor(np.stack([np.concatenate([view, direction, mission_word_ids(m)]) for m in missions]))
+    image, heading, ids = split_observation(obs)
+    assert image.shape == (2, 3, 7, 7) and torch.equal(image[0].permute(1, 2, 0).reshape(-1), obs[0, :147])
+    assert torch.equal(heading[0], torch.tensor(direction)) and ids.dtype == torch.long
+    outputs = torch.arange(2 * MISSION_TOKENS).reshape(2, MISSION_TOKENS, 1)
+    assert last_valid(outputs, ids)[:, 0].tolist() == [10, MISSION_TOKENS + 10]  # 11 words each
+    with torch.no_grad():
+        logits = module.forward_inference({Columns.OBS: obs})[Columns.ACTION_DIST_INPUTS]
+        values = module.compute_values({Columns.OBS: obs})
+    assert logits.shape == (2, 6) and values.shape == (2,)
+    assert not torch.allclose(logits[0], logits[1])
+
+
 @pytest.mark.parametrize("env_id", ICPI_ENV_IDS)
 def test_icpi_state_views(env_id):
     env = make_symbolic_env(env_id)
@@ -81,6 +135,11 @@ def test_config_errors_name_the_fix():
         load_config(path, ["use_ray=false"])
     with pytest.raises(ConfigError, match="env.id: 'llmrl/Nope' is not a registered env"):
         load_config(path, ["env.id=llmrl/Nope"])
+    with pytest.raises(ConfigError, match="env.observation.*no Q head: use algorithm PPO"):
+        load_config(REPO / "configs" / "rllib_dqn_frozenlake.yaml",
+                    ["env.id=llmrl/BabyAI-GoToLocal-v0", "env.observation=image_mission"])
+    with pytest.raises(ConfigError, match="rllib.rl_module.model_config: hiden not a key of the image_mission"):
+        load_config(REPO / "configs" / "rllib_ppo_babyai_mixed.yaml", ["rllib.rl_module.model_config.hiden=64"])
     config = load_config(path, ["rllib.env_runners.num_env_runners=2", "rllib.learners.num_learners=1",
                                 "rllib.learners.num_gpus_per_learner=1"])
     assert RLlibAlgorithm.resource_roles(config) == [
@@ -99,12 +158,17 @@ def _rows(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-@pytest.mark.parametrize("name,steps", [("rllib_ppo_babyai.yaml", 256), ("rllib_dqn_frozenlake.yaml", 400),
-                                        ("rllib_dqn_icpi_chain.yaml", 400)])
-def test_shipped_configs_run_and_resume(ray_cluster, tmp_path, name, steps):
+SMALL_BATCH = ("rllib.training.train_batch_size_per_learner=128", "rllib.training.minibatch_size=64")
+
+
+@pytest.mark.parametrize("name,steps,sets", [("rllib_ppo_babyai.yaml", 256, ()),
+                                             ("rllib_ppo_babyai_mixed.yaml", 256, SMALL_BATCH),
+                                             ("rllib_dqn_frozenlake.yaml", 400, ()),
+                                             ("rllib_dqn_icpi_chain.yaml", 400, ())])
+def test_shipped_configs_run_and_resume(ray_cluster, tmp_path, name, steps, sets):
     out = tmp_path / "runs"
     args = ["run", str(REPO / "configs" / name), "--no-progress", "--set", f"train.total_env_steps={steps}",
-            "--set", f"train.output_dir={out}"]
+            "--set", f"train.output_dir={out}", *[a for s in sets for a in ("--set", s)]]
     assert main(args) == 0
     run_dir, = out.iterdir()
     rows = _rows(run_dir)
@@ -115,7 +179,7 @@ def test_shipped_configs_run_and_resume(ray_cluster, tmp_path, name, steps):
     assert sorted(p.name for p in checkpoint.iterdir()) == [
         "config.yaml", "driver.json", "driver.safetensors", "rllib.json", "rllib.safetensors"]  # no pickle
     assert main(["run", "--resume", str(run_dir), "--no-progress", "--set",
-                 f"train.total_env_steps={2 * steps}"]) == 0
+                 f"train.total_env_steps={2 * steps}"]) == 0  # the run dir's config keeps `sets`
     resumed = _rows(run_dir)
     assert resumed[:len(rows)] == rows and len(resumed) > len(rows)
     assert float(resumed[len(rows)]["env_steps"]) > float(rows[-1]["env_steps"])  # counters went on

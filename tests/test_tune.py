@@ -83,7 +83,7 @@ def test_shipped_sweeps_load(path):
     from cluster.tune import _domain, _scheduler
 
     sweep = load_sweep(path)
-    assert sweep.method in ("glam", "icpi") and sweep.name == path.stem
+    assert sweep.method in ("glam", "icpi", "rllib") and sweep.name == path.stem
     assert all(_domain(spec) is not None for spec in sweep.config.search_space.values())
     _scheduler(sweep)
 
@@ -285,3 +285,23 @@ def test_an_interrupted_sweep_resumes(tmp_path):
     rows = read_results(tmp_path / "out" / "resumable" / "results.csv")
     assert len(rows) == 2 and {r["status"] for r in rows} == {"TERMINATED"}
     assert all(r["finished"] == "True" and float(r["env_steps"]) >= 2000 for r in rows)
+
+
+def test_rllib_trials_sweep_rllib_settings(tmp_path, ray_cluster):
+    """`method: rllib` under Tune: a grid over an `rllib:` setting, each trial an RLlib algorithm in the trial's
+    process, with our pickle-free checkpoints; the best config loads back as an RLlib run config."""
+    from cluster.tune import run_sweep
+
+    path = write_sweep(tmp_path, name="rllib", base=str(ROOT / "configs" / "rllib_dqn_icpi_chain.yaml"),
+                       overrides=["train.total_env_steps=200"], max_concurrent_trials=1, checkpoint_every=1,
+                       search_space={"rllib.training.lr": {"grid_search": [1e-3, 1e-4]}},
+                       metric="mean_return", mode="max", best_scope="last")
+    results = run_sweep(path, progress=False)
+    rows = read_results(results.experiment_dir / "results.csv")
+    assert len(rows) == 2 and {r["status"] for r in rows} == {"TERMINATED"}
+    assert sorted(float(r["rllib.training.lr"]) for r in rows) == [1e-4, 1e-3]
+    assert all(r["finished"] == "True" and r["final_mean_return"] for r in rows)
+    best = load_config(results.best_config_path)
+    assert best.method == "rllib" and best.section("training")["lr"] == results.best_params["rllib.training.lr"]
+    assert sorted(p.name for p in Path(results.best_checkpoint).iterdir()) == [
+        "config.yaml", "driver.json", "driver.safetensors", "rllib.json", "rllib.safetensors", "tune_origin.json"]

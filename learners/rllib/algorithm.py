@@ -64,6 +64,13 @@ def build_rllib_config(config: RLlibRunConfig):
           .callbacks(on_episode_end=functools.partial(_log_success, config.train.success_window)))
     if "BabyAI" in env.id and env.observation in ("auto", "image"):
         rl = rl.rl_module(model_config={"conv_filters": CONV_7X7})
+    if env.observation == "image_mission":
+        from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+        from learners.rllib.mission_module import MissionConvModule
+
+        rl = rl.rl_module(rl_module_spec=RLModuleSpec(module_class=MissionConvModule))  # rllib.rl_module's
+        # model_config reaches it through RLlib's merge
     for section in SECTIONS:
         settings = config.section(section)
         if settings:

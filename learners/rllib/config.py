@@ -12,6 +12,9 @@ ALGORITHMS = {"PPO": ("ray.rllib.algorithms.ppo", "PPOConfig"), "DQN": ("ray.rll
 """RLlib algorithms offered, and their AlgorithmConfig classes."""
 SECTIONS = ("training", "env_runners", "learners", "rl_module", "evaluation", "reporting", "debugging")
 """Methods of RLlib's AlgorithmConfig that the `rllib:` section may call, each with its keyword arguments."""
+MISSION_MODULE_DEFAULTS = {"conv_filters": [[16, 2, 1], [32, 2, 1], [64, 2, 1]], "word_dim": 32,
+                           "mission_dim": 64, "hidden": 128}
+"""The image_mission module's rllib.rl_module.model_config keys and defaults (learners/rllib/mission_module.py)."""
 
 
 @dataclass(frozen=True)
@@ -22,8 +25,10 @@ class SymbolicEnvConfig:
     """A BabyAI-Text, FrozenLake or ICPI env id."""
     kwargs: dict = field(default_factory=dict)
     """Keyword arguments for gymnasium.make, as in the LLM configs (e.g. room_size, reward_scale)."""
-    observation: Literal["auto", "image", "flat"] = "auto"
-    """BabyAI: image (7x7x3 view, conv net; auto) or flat (view + direction + mission words, MLP)."""
+    observation: Literal["auto", "image", "flat", "image_mission"] = "auto"
+    """BabyAI: image (7x7x3 view, conv net; auto), flat (view + direction + mission words, MLP) or
+    image_mission (view, direction and the mission's words in order: conv + GRU module, PPO only; for tasks
+    whose mission changes between episodes)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,14 @@ class RLlibRunConfig:
             if not isinstance(settings, dict):
                 raise ConfigError(f"rllib.{section}: expected a mapping of keyword arguments, got {settings!r}")
         check_env_id(self.env.id)
+        require(self.env.observation != "image_mission" or self.algorithm == "PPO", "env.observation",
+                self.env.observation, "the image_mission module has a value head, no Q head: use algorithm PPO, "
+                "or observation image / flat for DQN")
+        if self.env.observation == "image_mission":
+            unknown = sorted(set(self.section("rl_module").get("model_config", {})) - set(MISSION_MODULE_DEFAULTS))
+            if unknown:
+                raise ConfigError(f"rllib.rl_module.model_config: {', '.join(unknown)} not a key of the image_mission "
+                                  f"module; use {', '.join(MISSION_MODULE_DEFAULTS)}")
 
     def section(self, name: str) -> dict[str, Any]:
         return dict(self.rllib.get(name, {}))

@@ -2,7 +2,9 @@
 
 The env is the same registered `llmrl/` env (same dynamics, seeds, rewards); only the observation changes:
 - BabyAI-Text: minigrid's 7x7x3 view as float32 (`image`, for a conv net), or that view flattened with the
-  agent's direction (one-hot) and the mission as a bag of words over BabyAI's vocabulary (`flat`, for an MLP).
+  agent's direction (one-hot) and the mission as a bag of words over BabyAI's vocabulary (`flat`, for an MLP),
+  or with the mission as word ids in order (`image_mission`, for learners/rllib/mission_module.py: a conv net
+  on the view and a GRU on the mission, for tasks whose mission changes between episodes).
 - FrozenLake: the one-hot of the agent's cell.
 - ICPI envs: the env's raw state (`info["state"]`), flattened to numbers.
 Every step's info gets `success` at an episode's end (BabyAI: reached the goal; FrozenLake: its own flag;
@@ -15,12 +17,32 @@ from typing import Any, Literal
 import gymnasium
 import numpy as np
 
-Observation = Literal["auto", "image", "flat"]
+Observation = Literal["auto", "image", "flat", "image_mission"]
+BABYAI_VIEWS = ("image", "flat", "image_mission")
 
 MISSION_WORDS = ("go", "to", "the", "a", "pick", "up", "open", "put", "next", "and", "then", "after", "you",
                  "door", "key", "ball", "box", "red", "green", "blue", "purple", "yellow", "grey", "on", "your",
                  "left", "right", "in", "front", "of", "behind")
-"""BabyAI's mission vocabulary (GoTo, Pickup, Open, PutNext, Sequence and Loc missions); others are dropped."""
+"""BabyAI's mission vocabulary (GoTo, Pickup, Open, PutNext, Sequence and Loc missions); others are dropped
+from the bag of words and are UNKNOWN_WORD in word ids."""
+IMAGE_SIZE = 7 * 7 * 3
+"""Minigrid's agent view, flattened."""
+DIRECTIONS = 4
+MISSION_TOKENS = 24
+"""Word ids kept per mission (BabyAI's local missions have at most 14 words); longer ones are refused."""
+UNKNOWN_WORD = len(MISSION_WORDS) + 1
+"""The id of a word outside MISSION_WORDS (ids 1..len(MISSION_WORDS) are its words, 0 pads)."""
+
+
+def mission_word_ids(mission: str) -> np.ndarray:
+    """The mission's words as ids in order (see UNKNOWN_WORD), zero-padded to MISSION_TOKENS."""
+    words = mission.replace(",", " ").split()
+    if len(words) > MISSION_TOKENS:
+        raise ValueError(f"mission {mission!r} has {len(words)} words; the image_mission view holds "
+                         f"{MISSION_TOKENS} (learners/rllib/symbolic.MISSION_TOKENS)")
+    ids = np.zeros(MISSION_TOKENS, dtype=np.float32)
+    ids[:len(words)] = [MISSION_WORDS.index(w) + 1 if w in MISSION_WORDS else UNKNOWN_WORD for w in words]
+    return ids
 
 
 def make_symbolic_env(env_id: str, kwargs: dict | None = None, observation: Observation = "auto") -> gymnasium.Env:
@@ -57,15 +79,19 @@ def _kind(env: gymnasium.Env) -> str:
 
 
 class BabyAISymbolic(gymnasium.Wrapper):
-    """BabyAI-Text with minigrid's view as the observation (image) or view + direction + mission words (flat)."""
+    """BabyAI-Text with minigrid's view as the observation (image), or view + direction + the mission as a bag
+    of words (flat) or as word ids in order (image_mission)."""
 
-    def __init__(self, env: gymnasium.Env, observation: Literal["image", "flat"]):
+    def __init__(self, env: gymnasium.Env, observation: Literal["image", "flat", "image_mission"]):
         super().__init__(env)
-        if observation not in ("image", "flat"):
-            raise ValueError(f"observation: {observation!r}; BabyAI envs take image, flat or auto")
+        if observation not in BABYAI_VIEWS:
+            raise ValueError(f"observation: {observation!r}; BabyAI envs take {', '.join(BABYAI_VIEWS)} or auto")
         self.observation = observation
         shape = env.observation_space["image"].shape
-        size = int(np.prod(shape)) + 4 + len(MISSION_WORDS)
+        if observation == "image_mission" and int(np.prod(shape)) != IMAGE_SIZE:
+            raise ValueError(f"observation: image_mission takes minigrid's 7x7 view; this env's is {shape}")
+        mission = len(MISSION_WORDS) if observation == "flat" else MISSION_TOKENS
+        size = int(np.prod(shape)) + DIRECTIONS + mission
         self.observation_space = (gymnasium.spaces.Box(0.0, 255.0, shape, np.float32) if observation == "image"
                                   else gymnasium.spaces.Box(0.0, 255.0, (size,), np.float32))
 
@@ -73,7 +99,9 @@ class BabyAISymbolic(gymnasium.Wrapper):
         image = np.asarray(obs["image"], dtype=np.float32)
         if self.observation == "image":
             return image
-        direction = np.eye(4, dtype=np.float32)[int(obs["direction"])]
+        direction = np.eye(DIRECTIONS, dtype=np.float32)[int(obs["direction"])]
+        if self.observation == "image_mission":
+            return np.concatenate([image.ravel(), direction, mission_word_ids(str(obs["mission"]))])
         words = str(obs["mission"]).replace(",", " ").split()
         mission = np.array([float(w in words) for w in MISSION_WORDS], dtype=np.float32)
         return np.concatenate([image.ravel(), direction, mission])
