@@ -179,15 +179,7 @@ class _Continuation:
 
 def _cache_budget_chunks(items: list[_Continuation], budget: int) -> list[list[_Continuation]]:
     """Consecutive chunks whose summed cache cost fits the budget (an item over budget alone gets its own)."""
-    chunks: list[list[_Continuation]] = []
-    total = budget + 1
-    for item in items:
-        if total + item.cost > budget:
-            chunks.append([])
-            total = 0
-        chunks[-1].append(item)
-        total += item.cost
-    return chunks
+    return [[items[i] for i in batch] for batch in budget_batches([item.cost for item in items], budget, padded=False)]
 
 
 class _PairAttention:

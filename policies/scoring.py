@@ -42,19 +42,21 @@ def split_pairs(flat: Sequence[float], counts: Sequence[int]) -> list[list[float
     return out
 
 
-def budget_batches(costs: Sequence[int], budget: int) -> Iterator[list[int]]:
-    """Group indices in the given order into batches whose padded cost (size x max cost) fits the budget.
+def budget_batches(costs: Sequence[int], budget: int, padded: bool = True) -> Iterator[list[int]]:
+    """Group indices in the given order into batches whose cost fits the budget: padded (size x max cost, for
+    right-padded rows) or, with padded=False, summed (for packed rows).
 
     An item over budget alone still gets a batch of its own.
     """
     batch: list[int] = []
-    widest = 0
+    widest = total = 0
     for i, cost in enumerate(costs):
-        if batch and max(widest, cost) * (len(batch) + 1) > budget:
+        grown = max(widest, cost) * (len(batch) + 1) if padded else total + cost
+        if batch and grown > budget:
             yield batch
-            batch, widest = [], 0
+            batch, widest, total = [], 0, 0
         batch.append(i)
-        widest = max(widest, cost)
+        widest, total = max(widest, cost), total + cost
     if batch:
         yield batch
 

@@ -31,6 +31,12 @@ def test_budget_batches_respect_padded_cost():
     assert list(budget_batches([10, 1], budget=8)) == [[0], [1]]  # over budget alone: still its own batch
 
 
+def test_budget_batches_respect_summed_cost():
+    assert list(budget_batches([1, 5], budget=8)) == [[0], [1]]  # padded: 2 x 5 = 10
+    assert list(budget_batches([1, 5, 2, 3], budget=8, padded=False)) == [[0, 1, 2], [3]]  # 1 + 5 + 2 = 8
+    assert list(budget_batches([10, 1], budget=8, padded=False)) == [[0], [1]]
+
+
 def test_cut_at_stop_takes_the_earliest_stop():
     assert cut_at_stop("go left. then, right", [",", "."]) == "go left"
     assert cut_at_stop("no stop here", ["\n"]) == "no stop here"
