@@ -29,10 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=run)
 
 
-def steps_to_reach(rows: list[dict], target: float) -> float:
-    """Env steps when the windowed success rate first reached `target` (inf if never)."""
+def steps_to_reach(rows: list[dict], target: float, window: int) -> float:
+    """Env steps when the success rate over a full window of `window` episodes first reached `target` (inf if
+    never); earlier rows average fewer episodes (a lucky first episode is a success rate of 1) and don't count."""
     for row in rows:
-        if row["success_rate"] is not None and row["success_rate"] >= target:
+        if row["episodes"] >= window and row["success_rate"] is not None and row["success_rate"] >= target:
             return row["env_steps"]
     return math.inf
 
@@ -89,8 +90,10 @@ def run(args: argparse.Namespace) -> int:
             for arm in args.arms:
                 overrides = [*ARMS[arm], f"train.seed={seed}", f"train.total_env_steps={args.env_steps}",
                              f"train.output_dir={output}", f"name={env}_{arm}_s{seed}", *args.overrides]
-                rows = read_metrics(Experiment(load_config(ENVS[env], overrides), progress=False).run())
-                result = {"env": env, "arm": arm, "seed": seed, "steps_to_target": steps_to_reach(rows, args.target),
+                config = load_config(ENVS[env], overrides)
+                rows = read_metrics(Experiment(config, progress=False).run())
+                result = {"env": env, "arm": arm, "seed": seed,
+                          "steps_to_target": steps_to_reach(rows, args.target, config.train.success_window),
                           "final_success": rows[-1]["success_rate"],
                           "curve": [(r["env_steps"], r["success_rate"]) for r in rows]}
                 results.append(result)

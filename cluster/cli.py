@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--y", default="success_rate", help="metrics column compared (default success_rate)")
     compare.add_argument("--group-by", default="name", metavar="KEY",
                          help="runs sharing this config key are one curve (mean, min-max band): name (default), "
-                              "method, any dotted key such as ppo.lr, or dir (each run alone)")
+                              "method, any dotted key such as ppo.lr, several comma-separated keys, or dir (each run alone)")
     compare.add_argument("--threshold", type=float, default=None,
                          help="also report the first x where a group's mean reaches this value")
     compare.add_argument("--output", default="compare.png", help="where to write the PNG (default compare.png)")

@@ -72,14 +72,24 @@ def read_curve(run_dir: Path, x: str, y: str) -> Curve:
 
 
 def group_of(run_dir: Path, key: str) -> str:
-    """The run's group: `dir` (each run alone) or a dotted key of its stored config (e.g. name, method, ppo.lr)."""
+    """The run's group: `dir` (each run alone), a dotted key of its stored config (e.g. name, method, ppo.lr), or
+    several comma-separated keys (label "key=value, key=value", each key's last part)."""
     if key == "dir":
         return run_dir.name
     path = run_dir / "config.yaml"
     if not path.is_file():
         raise ConfigError(f"{run_dir} has no config.yaml to group by {key!r}: is it a run directory of llmrl run? "
                           f"(--group-by dir groups by directory)")
-    value: Any = read_yaml(path)
+    config = read_yaml(path)
+    keys = [k.strip() for k in key.split(",")]
+    values = [_config_value(config, k, path) for k in keys]
+    if len(keys) == 1:
+        return values[0]
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in zip(keys, values))
+
+
+def _config_value(config: Any, key: str, path: Path) -> str:
+    value = config
     for part in key.split("."):
         if not isinstance(value, dict) or part not in value:
             raise ConfigError(f"--group-by {key}: {path} has no such key")

@@ -8,9 +8,13 @@ from cluster.cli import build_parser
 
 
 def test_steps_to_reach_the_target_and_never():
-    rows = [{"env_steps": 10.0, "success_rate": None}, {"env_steps": 20.0, "success_rate": 0.5},
-            {"env_steps": 30.0, "success_rate": 0.95}, {"env_steps": 40.0, "success_rate": 0.8}]
-    assert steps_to_reach(rows, 0.9) == 30.0 and steps_to_reach(rows, 0.99) == math.inf
+    rows = [{"env_steps": 10.0, "episodes": 0, "success_rate": None},
+            {"env_steps": 20.0, "episodes": 1, "success_rate": 1.0},  # one lucky episode: not a full window
+            {"env_steps": 30.0, "episodes": 2, "success_rate": 0.5},
+            {"env_steps": 40.0, "episodes": 3, "success_rate": 0.95},
+            {"env_steps": 50.0, "episodes": 4, "success_rate": 0.8}]
+    assert steps_to_reach(rows, 0.9, window=2) == 40.0 and steps_to_reach(rows, 0.99, window=2) == math.inf
+    assert steps_to_reach(rows, 0.9, window=1) == 20.0
 
 
 def test_summary_takes_the_median_over_seeds_and_counts_failures():

@@ -55,6 +55,8 @@ def test_summary_table_and_png(tmp_path):
     assert (tmp_path / "out" / "c.png").read_bytes()[:4] == b"\x89PNG"
     by_dir, _ = compare(runs, group_by="dir", output=tmp_path / "d.png")
     assert [c.group for c in by_dir] == ["a", "a-2", "b"]
+    by_two, _ = compare(runs, group_by="method, name", output=tmp_path / "e.png")
+    assert [(c.group, len(c.runs)) for c in by_two] == [("method=icpi, name=ppo", 2), ("method=icpi, name=random", 1)]
 
 
 def test_bad_input_names_the_fix(tmp_path):
