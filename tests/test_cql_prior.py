@@ -226,6 +226,22 @@ def test_cql_runs_trains_and_resumes_exactly(tmp_path, encoder):
         cql_config(tmp_path, dataset, 6, cql_coef=-1.0)
 
 
+def test_evaluation_greedy_or_sampled(tmp_path, encoder):
+    """Tied Q-values: the argmax keeps taking the first action ("go left" into the start corner's edge, the whole
+    horizon); sampling walks at random, so some of the episodes end early (in a hole, or at the goal)."""
+    from learners.cql_prior.algorithm import CQLPriorAlgorithm
+
+    dataset = random_dataset(tmp_path / "data", episodes=2)
+    lengths = {}
+    for policy in ("greedy", "sample"):
+        config = cql_config(tmp_path, dataset, 2, eval_policy=policy, eval_episodes=8)
+        algorithm = CQLPriorAlgorithm(config, LocalRuntime(), encoder=encoder)
+        torch.nn.init.zeros_(algorithm.learner.online[-1].weight)
+        torch.nn.init.zeros_(algorithm.learner.online[-1].bias)
+        lengths[policy] = algorithm._evaluate()["eval_length"]
+    assert lengths["greedy"] == 20.0 and lengths["sample"] < 20.0
+
+
 @pytest.mark.usefixtures("ray_cluster")
 def test_cql_prior_with_the_real_llm_through_a_ray_pool(tmp_path):
     dataset = random_dataset(tmp_path / "data", episodes=3)

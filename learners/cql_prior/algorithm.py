@@ -171,7 +171,7 @@ class CQLPriorAlgorithm:
             self.proposals.propose(chunk, [list(wanted[p]) for p in chunk], seed=self.config.train.seed + i)
 
     def _evaluate(self) -> dict[str, float]:
-        """Greedy episodes (the same env seeds every iteration): success rate, mean return, length, width."""
+        """Evaluation episodes (the same env seeds every iteration): success rate, mean return, length, width."""
         c = self.config
         returns, successes, lengths, widths = [], [], [], []
         for e in range(c.cql.eval_episodes):
@@ -185,7 +185,7 @@ class CQLPriorAlgorithm:
                     candidates, prior = list(info["actions"]), torch.ones(len(info["actions"]), dtype=torch.float64)
                 widths.append(len(candidates))
                 index = sample_posterior(self.learner.q_values(state, candidates), prior, c.cql.tau, self.rng,
-                                         greedy=True)
+                                         greedy=c.cql.eval_policy == "greedy")
                 _, reward, terminated, truncated, info = self.env.step(candidates[index])
                 ret, length, done = ret + float(reward), length + 1, terminated or truncated
             returns.append(ret)

@@ -33,9 +33,12 @@ class CQLConfig(QNetworkConfig):
     updates_per_iteration: int = 100
     """Gradient steps per iteration (each iteration ends with an evaluation)."""
     tau: float = 0.1
-    """Evaluation acts by the argmax of Q / tau + log p_hat_LLM over the proposals (with use_prior)."""
+    """Evaluation acts on Q / tau + log p_hat_LLM over the proposals (with use_prior; else Q / tau)."""
+    eval_policy: Literal["greedy", "sample"] = "greedy"
+    """greedy: its argmax (the reference's evaluation); sample: a draw from its softmax, as DQN-Prior acts
+    (a Q-network on near-identical text features can tie actions so that its argmax walks in a loop)."""
     eval_episodes: int = 5
-    """Greedy episodes per iteration (env seeds train.seed + 1000 + i, the same every iteration)."""
+    """Evaluation episodes per iteration (env seeds train.seed + 1000 + i, the same every iteration)."""
 
     def __post_init__(self):
         super().__post_init__()
