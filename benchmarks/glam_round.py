@@ -18,6 +18,10 @@ FLOP conventions (model shape and the tokens actually processed, `policy.encode`
   backward = 2 x forward with full fine-tuning (gradients of activations and weights), 1 x forward with
   LoRA (base weights frozen: activation gradients only; the adapter's own FLOPs ignored).
 - the hardware limit = the same-run torch.matmul rate of two 2048 x 2048 matrices in that dtype.
+- the model's ceiling = the same FLOP count per second of the model's own body on one large unpadded batch
+  (CEILING_BATCH sequences of --ceiling-tokens tokens), forward alone and forward + backward, in that dtype and with
+  the run's trainable weights: what this model's kernels reach on this machine when nothing is small, so a
+  phase's fraction of the ceiling says how much a round loses to its own shapes and overheads.
 """
 from __future__ import annotations
 
@@ -33,6 +37,8 @@ DTYPES = ("float32", "bfloat16")
 PHASES = ("scoring", "update", "round")
 TARGET = 0.8
 """Target fraction of the hardware limit per round (reported, not asserted)."""
+CEILING_BATCH = 4
+"""Sequences in the model-ceiling batch (each of --ceiling-tokens tokens)."""
 CONVENTIONS = ("forward: 2 x non-embedding params per body token (each context once, candidate tokens but the last) "
                "+ 2 x hidden x vocab per candidate token + 2 x value-head params per context, attention's quadratic "
                "term and LoRA adapters ignored; update: epochs x (forward + backward), backward = 2 x forward full "
@@ -46,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=0,
                         help="env steps per env in the batch (0: the config's train.steps_per_update)")
     parser.add_argument("--repeats", type=int, default=2, help="timed calls per figure after a warm-up (best kept)")
+    parser.add_argument("--ceiling-tokens", type=int, default=256,
+                        help="tokens per sequence of the model-ceiling batch (4 sequences)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write every figure as JSON here")
     parser.set_defaults(handler=run)
 
@@ -81,6 +89,33 @@ def speedups(slow: dict[str, dict], fast: dict[str, dict]) -> dict[str, float]:
     return {phase: slow[phase]["seconds"] / fast[phase]["seconds"] for phase in PHASES}
 
 
+def model_ceiling(policy, lora: bool, repeats: int, tokens: int) -> dict[str, float]:
+    """FLOP/s of the policy's body on CEILING_BATCH x `tokens` random tokens in its precision: forward
+    (no grad) and forward + backward (its trainable weights; backward FLOPs as in update_flops)."""
+    import torch
+
+    from benchmarks.common import best_time
+
+    model = policy.backend.hf_model
+    body, _, vocab = adapter_free_dims(model)
+    ids = torch.randint(0, vocab, (CEILING_BATCH, tokens), generator=torch.Generator().manual_seed(0))
+    forward = 2 * body * ids.numel()
+    decoder = model.get_decoder()
+
+    def infer():
+        with torch.inference_mode(), policy.backend.precision():
+            decoder(input_ids=ids)
+
+    def train():
+        with policy.backend.precision():
+            out = decoder(input_ids=ids).last_hidden_state
+        out.float().sum().backward()
+        model.zero_grad(set_to_none=True)
+
+    return {"forward": forward / best_time(infer, repeats, infer)[0],
+            "train": (2 if lora else 3) * forward / best_time(train, repeats, train)[0]}
+
+
 def adapter_free_dims(model) -> tuple[int, int, int]:
     """model_dims without LoRA adapter weights (peft injects them into the base model's layers)."""
     from benchmarks.score import model_dims
@@ -112,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     results = {}
     for arm in args.arms:
         config = ppo_config(base, arm, base.runner, base.train.total_env_steps, base.train.output_dir, args.full_lr)
-        results[arm] = measure_arm(config, arm, args.dtypes, steps, args.repeats, limits)
+        results[arm] = measure_arm(config, arm, args.dtypes, steps, args.repeats, limits, args.ceiling_tokens)
         report(arm, results[arm], limits)
     machine["load_average_1min_end"] = os.getloadavg()[0]
     if args.json:
@@ -123,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def measure_arm(config, arm: str, dtypes: list[str], steps: int, repeats: int, limits: dict[str, float]) -> dict:
+def measure_arm(config, arm: str, dtypes: list[str], steps: int, repeats: int, limits: dict[str, float],
+                ceiling_tokens: int) -> dict:
     """Collect one batch with the first dtype's policy, then time scoring and the update at every dtype."""
     import torch
 
@@ -157,7 +193,9 @@ def measure_arm(config, arm: str, dtypes: list[str], steps: int, repeats: int, l
                                             repeats, lambda: scorer.score(*requests[0], with_values=True))
         update_times = [timed_update(policy, ppo, rollouts, start, config.train.seed) for _ in range(repeats + 1)][1:]
         rows = phase_rows((score_s, score_flops), (min(update_times), train_flops), limits[dtype])
+        ceiling = model_ceiling(policy, config.backend.lora is not None, repeats, ceiling_tokens)
         figures["dtypes"][dtype] = {"phases": rows, "scoring_times": score_times, "update_times": update_times,
+                                    "ceiling_flops_per_s": {**ceiling, "tokens": [CEILING_BATCH, ceiling_tokens]},
                                     "met": rows["round"]["fraction"] >= TARGET}
         print(json.dumps({"arm": arm, "dtype": dtype, "steps": len(batch.context_ids), "pairs": batch.num_pairs,
                           "scoring_times": score_times, "update_times": update_times}), flush=True)
@@ -177,4 +215,11 @@ def report(arm: str, figures: dict, limits: dict[str, float]) -> None:
             ratio = f"{speed[phase]:.2f}x" if speed and dtype == "bfloat16" else "-"
             print(f"{phase:<8} {row['seconds']:8.3f} {row['gflop']:8.2f} {row['gflop_per_s']:8.1f} "
                   f"{row['fraction']:8.1%} {ratio:>9}")
+        ceiling = result["ceiling_flops_per_s"]
+        forward, train = ceiling["forward"], ceiling["train"]
+        phases = result["phases"]
+        print(f"model ceiling ({' x '.join(map(str, ceiling['tokens']))} tokens): forward {forward / 1e9:.1f} GFLOP/s "
+              f"({forward / limits[dtype]:.1%} of the limit), forward + backward {train / 1e9:.1f} GFLOP/s "
+              f"({train / limits[dtype]:.1%}); scoring at {phases['scoring']['gflop_per_s'] * 1e9 / forward:.0%} of "
+              f"the forward ceiling, update at {phases['update']['gflop_per_s'] * 1e9 / train:.0%} of the training one")
         print(f"target: round >= {TARGET:.0%} of the limit: {'met' if result['met'] else 'not met'}", flush=True)

@@ -34,6 +34,7 @@ def test_phase_rows_and_speedups_by_hand():
 def test_cli_parses_the_lists():
     args = build_parser().parse_args(["bench", "glam-round", "--arms", "ppo_full", "--dtypes", "bfloat16"])
     assert args.arms == ["ppo-full"] and args.dtypes == ["bfloat16"] and args.repeats == 2 and args.steps == 0
+    assert args.ceiling_tokens == 256
     with pytest.raises(SystemExit):
         build_parser().parse_args(["bench", "glam-round", "--dtypes", "float64"])
 
@@ -42,7 +43,7 @@ def test_cli_parses_the_lists():
 def test_a_tiny_real_run_reports_every_phase(tmp_path, capsys):
     out = tmp_path / "round.json"
     assert main(["bench", "glam-round", "--arms", "ppo-lora", "--dtypes", "float32,bfloat16", "--steps", "1",
-                 "--repeats", "1", "--set", "runner.num_envs=2", "--json", str(out)]) == 0
+                 "--repeats", "1", "--ceiling-tokens", "16", "--set", "runner.num_envs=2", "--json", str(out)]) == 0
     figures = json.loads(out.read_text())
     assert set(figures["matmul_flops_per_s"]) == set(DTYPES)
     arm = figures["arms"]["ppo-lora"]
@@ -51,5 +52,8 @@ def test_a_tiny_real_run_reports_every_phase(tmp_path, capsys):
         assert set(rows) == set(PHASES)
         assert all(rows[p]["seconds"] > 0 and rows[p]["gflop"] > 0 and rows[p]["fraction"] > 0 for p in PHASES)
         assert rows["update"]["gflop"] == pytest.approx(2 * rows["scoring"]["gflop"])  # 1 epoch, LoRA, same steps
+        ceiling = arm["dtypes"][dtype]["ceiling_flops_per_s"]
+        assert ceiling["tokens"] == [4, 16] and ceiling["forward"] > 0 and ceiling["train"] > 0
     assert set(arm["speedup_bf16_over_fp32"]) == set(PHASES)
-    assert "target: round >= 80% of the limit" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "target: round >= 80% of the limit" in printed and "model ceiling (4 x 16 tokens)" in printed
