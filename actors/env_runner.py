@@ -151,14 +151,21 @@ class EnvRunner:
                        timers=timers, runner=self.index, start_steps=start_steps, **tensors)
 
     def play(self, num_episodes: int) -> list[Episode]:
-        """Step the envs until num_episodes episodes end (evaluation): one scoring request per step,
-        no values and no bootstrap. Returns the first num_episodes episodes to end."""
-        episodes: list[Episode] = []
-        while len(episodes) < num_episodes:
-            _, _, answer = self._score_all(with_values=False)
+        """Evaluation: env n plays a fixed quota of episodes (num_episodes split evenly, the first envs one
+        more), so short episodes are not over-counted, as taking the first num_episodes to end from all
+        envs would (successes end first). One scoring request per step for the envs still playing, no
+        values and no bootstrap. Returns env 0's episodes, then env 1's, ..."""
+        quotas = [num_episodes // len(self.envs) + (n < num_episodes % len(self.envs)) for n in range(len(self.envs))]
+        played: list[list[Episode]] = [[] for _ in self.envs]
+        while playing := [n for n, quota in enumerate(quotas) if len(played[n]) < quota]:
+            answer = self.scorer.score([self.builders[n].render() for n in playing],
+                                       [list(self.candidates[n]) for n in playing], with_values=False)
             actions, _ = self._sample_all(answer.logprobs)
-            self._step_all(actions, episodes)
-        return episodes[:num_episodes]
+            for n, action in zip(playing, actions):
+                episode = self._step_env(n, int(action))[-1]
+                if episode is not None:
+                    played[n].append(episode)
+        return [episode for episodes in played for episode in episodes]
 
     def _score_all(self, with_values: bool):
         """(prompts, candidates, scorer answer): every env's current prompt scored in one request."""

@@ -19,6 +19,7 @@ from learners.cql_prior.collect import collect, load_collect_config
 from learners.cql_prior.dataset import (META, TRANSITIONS, DatasetError, DatasetWriter, Record, load_dataset,
                                         read_meta)
 from learners.cql_prior.learner import CQLLearner, OfflineTransition, cql_loss
+from learners.dqn_prior.learner import MIN_FEATURE_STD
 
 ACTIONS = ("go left", "go down", "go right", "go up")
 COLLECT = "configs/collect/frozenlake.yaml"
@@ -57,6 +58,22 @@ def test_the_cql_term_trains(encoder):
         row = learner.update(batch)
     q = learner.q_values("s", ["go up", "go down"])
     assert q[0] - q[1] > 1.0 and row["loss_cql"] < 0.4 and math.isfinite(row["loss_td"])
+
+
+def test_standardize_centres_and_scales_the_features(tmp_path, encoder):
+    config = config_from_dict({"method": "cql_prior"}).cql
+    learner = CQLLearner(encoder, config)
+    texts = [f"Observation: at {i}, Action: {a}." for i in range(4) for a in ACTIONS]
+    assert torch.equal(learner.features(texts), encoder.encode(texts))  # the identity until standardized
+    learner.standardize(texts + texts[:3])  # repeated texts count once
+    features, varying = learner.features(texts), encoder.encode(texts).std(0, unbiased=False) >= MIN_FEATURE_STD
+    assert features.mean(0).abs().max() < 1e-5 and 300 < int(varying.sum()) < 384  # MiniLM has constant features
+    assert (features.std(0, unbiased=False)[varying] - 1).abs().max() < 1e-3
+    assert features.std(0, unbiased=False)[~varying].max() < 1  # left near 0, not blown up to unit spread
+    learner.save(tmp_path)
+    restored = CQLLearner(encoder, config)
+    restored.restore(tmp_path)
+    assert torch.equal(restored.features(texts), features)
 
 
 def record(step, action="go up", proposals=None, terminated=False):
@@ -203,9 +220,12 @@ def test_cql_runs_trains_and_resumes_exactly(tmp_path, encoder):
     from learners.state_io import load_state
 
     dataset = random_dataset(tmp_path / "data", episodes=4)
-    whole = Experiment(cql_config(tmp_path / "a", dataset, 6), progress=False, encoder=encoder).run()
-    part = Experiment(cql_config(tmp_path / "b", dataset, 4), progress=False, encoder=encoder).run()
-    Experiment(cql_config(tmp_path / "b", dataset, 6), run_dir=part, progress=False, encoder=encoder).run()
+    whole = Experiment(cql_config(tmp_path / "a", dataset, 6, standardize_features=True), progress=False,
+                       encoder=encoder).run()
+    part = Experiment(cql_config(tmp_path / "b", dataset, 4, standardize_features=True), progress=False,
+                      encoder=encoder).run()
+    Experiment(cql_config(tmp_path / "b", dataset, 6, standardize_features=True), run_dir=part, progress=False,
+               encoder=encoder).run()
 
     def figures(run_dir):
         return [{k: v for k, v in row.items() if k != "time_s"} for row in read_metrics(run_dir)]
@@ -215,7 +235,9 @@ def test_cql_runs_trains_and_resumes_exactly(tmp_path, encoder):
     for key in ("loss", "loss_td", "loss_cql", "q_data", "success_rate", "mean_return"):
         assert all(math.isfinite(r[key]) for r in rows), key
     assert all(r["candidates"] == 4.0 and r["proposals_generated"] == 0 for r in rows)
-    trained = load_state(whole / "checkpoints" / "checkpoint_000003", "q_learner")["online"]
+    state = load_state(whole / "checkpoints" / "checkpoint_000003", "q_learner")
+    trained = state["online"]
+    assert state["feature_shift"].abs().max() > 0 and (state["feature_scale"] < 1).all()  # standardized
     initial = q_mlp(384, (64, 64), seed=0).state_dict()
     assert all(trained[k].shape == v.shape for k, v in initial.items())
     assert any(not torch.equal(trained[k], v) for k, v in initial.items())  # the parameters changed

@@ -27,6 +27,10 @@ class CQLConfig(QNetworkConfig):
     llm: ask the LLM afresh for every state of the dataset (once per prompt, cached)."""
     cql_coef: float = 5.0
     """lambda, the weight of the conservative term (spec 5.0)."""
+    standardize_features: bool = False
+    """Shift and scale the encoder's features by their mean and std over every (state, candidate) text of the
+    dataset (QLearner.standardize) before the MLP. false: the raw features, as the reference (on FrozenLake's
+    nearly collinear features neither CQL nor CQL-Prior then learns: BENCHMARKS.md, "LLM priors")."""
     batch_size: int = 128
     double_dqn: bool = False
     """The spec's target is the plain max of Q_target over the s' candidates."""

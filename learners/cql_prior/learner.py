@@ -80,4 +80,4 @@ class CQLLearner(QLearner):
     def _q_all(self, network: nn.Module, pairs: Sequence[tuple[str, Sequence[str]]]) -> list[torch.Tensor]:
         """Q of each (state, actions) pair's actions, one forward pass for all: a list of [len(actions)]."""
         texts = [text for state, actions in pairs for text in pair_texts(state, actions)]
-        return list(network(self.encoder.encode(texts)).squeeze(-1).split([len(a) for _, a in pairs]))
+        return list(network(self.features(texts)).squeeze(-1).split([len(a) for _, a in pairs]))
