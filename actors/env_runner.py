@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import gymnasium
 import numpy as np
@@ -158,8 +159,7 @@ class EnvRunner:
         quotas = [num_episodes // len(self.envs) + (n < num_episodes % len(self.envs)) for n in range(len(self.envs))]
         played: list[list[Episode]] = [[] for _ in self.envs]
         while playing := [n for n, quota in enumerate(quotas) if len(played[n]) < quota]:
-            answer = self.scorer.score([self.builders[n].render() for n in playing],
-                                       [list(self.candidates[n]) for n in playing], with_values=False)
+            _, _, answer = self._score_all(with_values=False, envs=playing)
             actions, _ = self._sample_all(answer.logprobs)
             for n, action in zip(playing, actions):
                 episode = self._step_env(n, int(action))[-1]
@@ -167,10 +167,12 @@ class EnvRunner:
                     played[n].append(episode)
         return [episode for episodes in played for episode in episodes]
 
-    def _score_all(self, with_values: bool):
-        """(prompts, candidates, scorer answer): every env's current prompt scored in one request."""
-        prompts = [b.render() for b in self.builders]
-        candidates = [list(c) for c in self.candidates]
+    def _score_all(self, with_values: bool, envs: Sequence[int] | None = None):
+        """(prompts, candidates, scorer answer): the current prompt of every env (or of `envs`) scored in one
+        request."""
+        envs = range(len(self.envs)) if envs is None else envs
+        prompts = [self.builders[n].render() for n in envs]
+        candidates = [list(self.candidates[n]) for n in envs]
         return prompts, candidates, self.scorer.score(prompts, candidates, with_values=with_values)
 
     def _sample_all(self, logprobs: list[list[float]]) -> tuple[tuple[int, ...], tuple[float, ...]]:

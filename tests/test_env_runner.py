@@ -4,11 +4,14 @@ from cluster.eval_command import UniformScorer
 
 
 class CountingScorer(UniformScorer):
+    """Records each request's keyword arguments and how many contexts it held."""
+
     def __init__(self):
-        self.requests = []
+        self.requests, self.contexts = [], []
 
     def score(self, contexts, candidates, **kwargs):
         self.requests.append(kwargs)
+        self.contexts.append(len(contexts))
         return super().score(contexts, candidates)
 
 
@@ -31,7 +34,7 @@ def test_play_returns_exactly_the_episodes_asked_for():
 def test_play_gives_each_env_its_quota_so_short_episodes_are_not_over_counted():
     """4 episodes on 2 envs: 2 each (the first to end from either env would favour quick successes), and an env
     that has its quota is no longer scored."""
-    scorer = ContextCountingScorer()
+    scorer = CountingScorer()
     runner = EnvRunner(RunnerConfig(env_id="llmrl/BabyAI-GoToRedBall-v0", num_envs=2, seed=3,
                                     env_kwargs={"room_size": 5, "num_dists": 0}), scorer)
     episodes = runner.play(4)
@@ -39,15 +42,6 @@ def test_play_gives_each_env_its_quota_so_short_episodes_are_not_over_counted():
     assert len(episodes) == 4 and runner.episode == [2, 2]
     assert scorer.contexts == [2] * min(per_env) + [1] * (max(per_env) - min(per_env))
     assert len(EnvRunner(RunnerConfig(env_id="llmrl/TextChoice-v0", num_envs=4, seed=0), scorer).play(3)) == 3
-
-
-class ContextCountingScorer(UniformScorer):
-    def __init__(self):
-        self.contexts = []
-
-    def score(self, contexts, candidates, **kwargs):
-        self.contexts.append(len(contexts))
-        return super().score(contexts, candidates)
 
 
 class PromptHashScorer:
