@@ -48,7 +48,8 @@ def make_eval_policy(policy: str, checkpoint: str | None, model: str):
 
 def play_episodes(scorer, env_id: str, episodes: int, num_envs: int = 4, seed: int = 12345, greedy: bool = False,
                   env_kwargs: dict | None = None) -> list[Episode]:
-    """The first `episodes` episodes to finish on `num_envs` envs of `env_id` seeded from `seed`."""
+    """`episodes` episodes on `num_envs` envs of `env_id` seeded from `seed` (each env its fixed quota, the
+    first ones it plays: EnvRunner.play)."""
     config = RunnerConfig(env_id=env_id, num_envs=min(num_envs, episodes), seed=seed, greedy=greedy,
                           env_kwargs=dict(env_kwargs or {}))
     return EnvRunner(config, scorer).play(episodes)
@@ -84,11 +85,21 @@ def run_suite_command(args) -> int:
     suite = load_suite(args.suite)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
+    csv_path, png_path = output / f"eval_{suite.name}.csv", output / f"eval_{suite.name}.png"
+    done: list = []
+
+    def keep(row) -> None:
+        """Each row is written as soon as it is done, so an interrupted suite keeps what it measured."""
+        done.append(row)
+        write_csv(done, csv_path)
+        print(f"llmrl eval: {row.test} / {row.policy}: success {row.success_rate:.2f}, mean return "
+              f"{row.mean_return:.2f} ({row.episodes} episodes); {len(done)} rows in {csv_path}", flush=True)
+
     if suite.runs:
         if args.checkpoint is not None:
             raise UsageError(f"suite {suite.name} runs its configs from scratch; give no CHECKPOINT")
         names = _policy_names(args.policies, list(suite.policies))
-        rows = run_run_suite(suite, names, output / f"runs_{suite.name}")
+        rows = run_run_suite(suite, names, output / f"runs_{suite.name}", on_row=keep)
     else:
         names = _policy_names(args.policies or "trained,random,zero-shot", ["trained", "random", "zero-shot"])
         if "trained" in names and args.checkpoint is None:
@@ -100,9 +111,7 @@ def run_suite_command(args) -> int:
             runner = read_config(Path(args.checkpoint)).runner
             training = (runner.env_id, dict(runner.env_kwargs))
         policies = {p: make_eval_policy(p, args.checkpoint, args.model) for p in names}
-        rows = run_suite(suite, policies, training, episodes=args.episodes)
-    csv_path, png_path = output / f"eval_{suite.name}.csv", output / f"eval_{suite.name}.png"
-    write_csv(rows, csv_path)
+        rows = run_suite(suite, policies, training, episodes=args.episodes, on_row=keep)
     plot_rows(rows, png_path, f"{suite.name}: {args.checkpoint or 'from scratch'}", suite.plot)
     print(format_table(rows))
     print(f"llmrl eval: suite {suite.name}, {rows[0].episodes} episodes per row over seeds "

@@ -17,7 +17,7 @@ import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from cluster.config import ConfigError, check_range, from_dict, read_yaml, require
 
@@ -188,8 +188,10 @@ def run_episodes(run_dir: Path, last: int) -> list[ScoredEpisode]:
             for r in rows[-last:]]
 
 
-def run_run_suite(suite: Suite, policies: Sequence[str], work_dir: Path) -> list[Row]:
-    """Every test for every policy: one `llmrl run` per seed (in work_dir), its last episodes scored."""
+def run_run_suite(suite: Suite, policies: Sequence[str], work_dir: Path,
+                  on_row: Callable[[Row], None] = lambda row: None) -> list[Row]:
+    """Every test for every policy: one `llmrl run` per seed (in work_dir), its last episodes scored; `on_row`
+    sees each row as it is done."""
     from cluster.experiment import Experiment
     from cluster.methods import load_config
 
@@ -203,6 +205,7 @@ def run_run_suite(suite: Suite, policies: Sequence[str], work_dir: Path) -> list
                 run_dir = Experiment(load_config(config_path(test), overrides), progress=False).run()
                 episodes += run_episodes(run_dir, suite.last_episodes)
             rows.append(summarize(test.name, test.config, policy, episodes, len(suite.seeds)))
+            on_row(rows[-1])
     return rows
 
 
@@ -211,8 +214,9 @@ def _slug(text: str) -> str:
 
 
 def run_suite(suite: Suite, policies: dict[str, Any], training: tuple[str, dict] | None = None,
-              episodes: int | None = None) -> list[Row]:
-    """Every test for every policy (name -> scorer), `episodes` (default the suite's) per seed."""
+              episodes: int | None = None, on_row: Callable[[Row], None] = lambda row: None) -> list[Row]:
+    """Every test for every policy (name -> scorer), `episodes` (default the suite's) per seed; `on_row` sees
+    each row as it is done."""
     from cluster.eval_command import play_episodes
 
     per_seed = episodes or suite.episodes
@@ -224,6 +228,7 @@ def run_suite(suite: Suite, policies: dict[str, Any], training: tuple[str, dict]
                         for e in play_episodes(scorer, env_id, per_seed, num_envs=suite.num_envs, seed=seed,
                                                greedy=suite.greedy, env_kwargs=kwargs)]
             rows.append(summarize(test.name, env_id, policy, finished, len(suite.seeds)))
+            on_row(rows[-1])
     return rows
 
 

@@ -2,6 +2,7 @@
 (random in-process, a DQN checkpoint, the real LLM through a Ray pool), and CQL / CQL-Prior runs on the contract."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -184,15 +185,26 @@ def test_collect_from_a_dqn_checkpoint(tmp_path):
 
 
 class ScriptedRuntime(LocalRuntime):
-    """A runtime whose LLM always proposes 'go right', 'go right', 'go down' (no model is loaded)."""
+    """A runtime whose LLM always proposes 'go right', 'go right', 'go down' and scores ' go right' -1, ' go down'
+    -2 and every other action -5 (no model is loaded); `scored` counts the contexts it scored."""
+
+    scored = 0
 
     def scorer(self, backend, pool, value_head=None):
-        from policies.backend import GenerateResult
+        from policies.backend import GenerateResult, ScoreResult
+
+        runtime = self
 
         class LLM:
             def generate(self, prompts, n=1, **kwargs):
                 return GenerateResult(texts=[["go right", "Go right.", "go down"][:n] for _ in prompts],
                                       versions=[0] * len(prompts))
+
+            def score(self, contexts, candidates, **kwargs):
+                runtime.scored += len(contexts)
+                table = {" go right": -1.0, " go down": -2.0}
+                return ScoreResult(logprobs=[[table.get(c, -5.0) for c in cands] for cands in candidates],
+                                   versions=[0] * len(contexts))
         return LLM()
 
 
@@ -262,6 +274,35 @@ def test_evaluation_greedy_or_sampled(tmp_path, encoder):
         torch.nn.init.zeros_(algorithm.learner.online[-1].bias)
         lengths[policy] = algorithm._evaluate()["eval_length"]
     assert lengths["greedy"] == 20.0 and lengths["sample"] < 20.0
+
+
+def test_cql_prior_exact_top_k_candidates_scored_once_per_state(tmp_path, encoder):
+    from learners.cql_prior.algorithm import CQLPriorAlgorithm
+
+    dataset = random_dataset(tmp_path / "data", episodes=3)
+    config = cql_config(tmp_path, dataset, 2, use_prior=True, prior="exact", exact_top_k=2)
+    runtime = ScriptedRuntime()
+    algorithm = CQLPriorAlgorithm(dataclasses.replace(config, use_ray=False), runtime, encoder=encoder)
+    algorithm.step()
+    states = {r.prompt for r in algorithm.records} | {r.next_prompt for r in algorithm.records if not r.terminated}
+    assert runtime.scored == len(states) == len(algorithm.exact_prior.cache)  # each state scored once, batched
+    def top(admissible):  # the two best-scored, in the env's order
+        return tuple(a for a in admissible if a in ("go right", "go down"))
+
+    for record, transition in zip(algorithm.records, algorithm.data):
+        assert len(top(record.admissible)) == 2
+        assert transition.actions == top(record.admissible) + ((record.action,) if record.action not in
+                                                                top(record.admissible) else ())
+        assert transition.next_actions == (() if record.terminated else top(record.next_admissible))
+    assert algorithm.last_eval["candidates"] == 2.0 and algorithm.proposals.stats.generated == 0
+    algorithm.save(tmp_path / "ckpt")
+    again = CQLPriorAlgorithm(dataclasses.replace(config, use_ray=False), runtime, encoder=encoder)
+    again.restore(tmp_path / "ckpt")
+    assert again.exact_prior.cache == algorithm.exact_prior.cache
+    with pytest.raises(ConfigError, match="cql.exact_top_k: -1 is not allowed"):
+        cql_config(tmp_path, dataset, 2, exact_top_k=-1)
+    with pytest.raises(ConfigError, match="cql.prior: 'exact' is not allowed; only matters with use_prior: true"):
+        cql_config(tmp_path, dataset, 2, prior="exact")
 
 
 @pytest.mark.usefixtures("ray_cluster")

@@ -3,6 +3,7 @@ the replay buffer, the Q learner with the real frozen encoder, and runs through 
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from cluster.experiment import Experiment
 from cluster.methods import config_from_dict
 from cluster.metrics import read_metrics
 from learners.dqn_prior.posterior import dedupe, next_state_values, posterior_logits, sample_posterior, td_targets
-from learners.dqn_prior.proposals import ProposalSampler, match_action
+from learners.dqn_prior.proposals import ExactPrior, ProposalSampler, match_action, top_k_prior
 from learners.dqn_prior.replay import ReplayBuffer, Transition
 from policies.backend import GenerateResult
 
@@ -159,3 +160,26 @@ def test_dqn_prior_asks_the_real_llm_through_a_ray_pool(tmp_path):
                               "train": {"total_env_steps": 8, "output_dir": str(tmp_path)}})
     rows = read_metrics(Experiment(exact, progress=False).run())
     assert all(r["candidates"] == 4.0 and r["proposals_generated"] == 0 for r in rows)
+
+
+def test_top_k_prior_by_hand():
+    actions, probs = top_k_prior(["a", "b", "c", "d"], [math.log(0.1), math.log(0.4), math.log(0.1), math.log(0.4)], 3)
+    assert actions == ["a", "b", "d"]  # the top 3 in list order; the tie at 0.1 keeps the earlier "a"
+    assert torch.allclose(probs, torch.tensor([0.1, 0.4, 0.4], dtype=torch.float64))
+    every, probs = top_k_prior(["a", "b"], [0.0, 0.0])
+    assert every == ["a", "b"] and torch.allclose(probs, torch.tensor([0.5, 0.5], dtype=torch.float64))
+    with pytest.raises(ValueError, match="2 actions but 1 log-probs"):
+        top_k_prior(["a", "b"], [0.0])
+
+
+def test_exact_prior_scores_each_prompt_once():
+    class Scorer:
+        calls = []
+
+        def score(self, contexts, candidates, **_):
+            self.calls.append(list(contexts))
+            return SimpleNamespace(logprobs=[[-float(len(c)) for c in cands] for cands in candidates])
+
+    prior = ExactPrior(Scorer())
+    assert prior.log_probs(["p", "q", "p"], [["ab", "c"], ["d"], ["ab", "c"]]) == [[-3.0, -2.0], [-2.0], [-3.0, -2.0]]
+    assert prior.log_probs(["q"], [["d"]]) == [[-2.0]] and Scorer.calls == [["p", "q"]]  # " " + action scored

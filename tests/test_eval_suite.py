@@ -79,6 +79,19 @@ def test_suite_on_a_real_checkpoint(tmp_path, capsys):
     assert "needs a CHECKPOINT (or --policies random,zero-shot)" in capsys.readouterr().err
 
 
+def test_an_interrupted_suite_keeps_the_rows_it_finished(tmp_path, capsys):
+    suite = tmp_path / "broken.yaml"
+    suite.write_text(yaml.safe_dump({"name": "broken", "episodes": 2, "num_envs": 2, "tests": [
+        {"name": "fine", "env": "llmrl/TextChoice-v0"},
+        {"name": "bad kwargs", "env": "llmrl/TextChoice-v0", "kwargs": {"no_such_argument": 1}}]}))
+    with pytest.raises(TypeError, match="no_such_argument"):
+        main(["eval", "--suite", str(suite), "--policies", "random", "--output-dir", str(tmp_path / "eval")])
+    with open(tmp_path / "eval" / "eval_broken.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["test"], r["policy"], r["episodes"]) for r in rows] == [("fine", "random", "2")]
+    assert "llmrl eval: fine / random: success" in capsys.readouterr().out
+
+
 def test_shipped_run_suites_load():
     icpi, priors = load_suite("icpi"), load_suite("priors")
     assert icpi.runs and list(icpi.policies) == ["icpi", "tabular_q", "random"] and len(icpi.tests) == 6

@@ -2,8 +2,9 @@
 on a fixed dataset (learners/cql_prior/dataset.py), then greedy evaluation episodes on the env.
 
 With `cql.use_prior` the candidates at s are the LLM's distinct proposals plus the data action (stored in
-the dataset, or asked of the LLM once per prompt) and the target maxes over the proposals at s'; the greedy
-policy takes the argmax of Q / tau + log p_hat_LLM over the proposals. Plain CQL (`use_prior: false`) uses
+the dataset, or asked of the LLM once per prompt; with `cql.prior: exact`, the actions the LLM scores highest)
+and the target maxes over the proposals at s'; the greedy policy takes the argmax of Q / tau + log p_hat_LLM over
+the proposals. Plain CQL (`use_prior: false`) uses
 every admissible action and asks no LLM. Offline, `env_steps` counts gradient updates (the progress bar).
 """
 from __future__ import annotations
@@ -27,18 +28,12 @@ from learners.dqn_prior.algorithm import state_text
 from learners.dqn_prior.config import PriorEnvConfig
 from learners.dqn_prior.posterior import dedupe, sample_posterior
 from learners.dqn_prior.replay import pair_texts
-from learners.dqn_prior.proposals import ProposalSampler, ProposalStats, proposal_prompt
+from learners.dqn_prior.proposals import ExactPrior, ProposalStats, proposal_prompt, top_k_prior
 from learners.state_io import load_state, save_state
 from policies.text_encoder import TextEncoder
 
 ANNOTATE_CHUNK = 64
 """Prompts per batched proposal request when the dataset's states are annotated by the LLM."""
-
-
-def propose_at(sampler: ProposalSampler, info: dict, seed: int) -> list[str]:
-    """The LLM's k proposals (matched, cached per prompt) at the state a text env's `info` describes."""
-    prompt = proposal_prompt(info["mission"], observation(info), info["actions"])
-    return sampler.propose([prompt], [list(info["actions"])], seed=seed)[0]
 
 
 class CQLPriorAlgorithm:
@@ -64,6 +59,7 @@ class CQLPriorAlgorithm:
         self.learner = CQLLearner(encoder or TextEncoder(c.encoder), c.cql, seed=c.train.seed)
         self.scorer = runtime.scorer(c.backend, c.pool) if c.cql.use_prior else None
         self.proposals = c.proposals.sampler(self.scorer)
+        self.exact_prior = ExactPrior(self.scorer)
         self.data: list[OfflineTransition] | None = None
         """Built on the first step (after a restore, from the restored proposal cache: no LLM calls)."""
         self.iteration = 0
@@ -110,7 +106,8 @@ class CQLPriorAlgorithm:
         self.learner.save(directory)
         save_state(directory, "cql_prior", {
             "iteration": self.iteration, "rng": self.rng.bit_generator.state, "last_eval": self.last_eval,
-            "proposal_cache": self.proposals.cache, "proposal_stats": dataclasses.asdict(self.proposals.stats),
+            "proposal_cache": self.proposals.cache, "exact_prior": self.exact_prior.cache,
+            "proposal_stats": dataclasses.asdict(self.proposals.stats),
             "dataset_sha256": self.meta["sha256"]})
 
     def restore(self, directory: Path) -> None:
@@ -122,6 +119,7 @@ class CQLPriorAlgorithm:
         self.iteration, self.last_eval = state["iteration"], state["last_eval"]
         self.rng.bit_generator.state = state["rng"]
         self.proposals.cache = state["proposal_cache"]
+        self.exact_prior.cache = state.get("exact_prior", {})
         self.proposals.stats = ProposalStats(**state["proposal_stats"])
         self.data = None
 
@@ -149,19 +147,28 @@ class CQLPriorAlgorithm:
         if not self.config.cql.use_prior:
             return [_transition(r, r.admissible, () if r.terminated else r.next_admissible) for r in self.records]
         self._annotate()
-        cache = self.proposals.cache
         result = []
         for r in self.records:
-            actions = dedupe(cache[r.prompt])[0]
+            actions = self._candidates(r.prompt, r.admissible)[0]
             actions += [r.action] if r.action not in actions else []
-            result.append(_transition(r, actions, () if r.terminated else dedupe(cache[r.next_prompt])[0]))
+            next_actions = () if r.terminated else self._candidates(r.next_prompt, r.next_admissible)[0]
+            result.append(_transition(r, actions, next_actions))
         return result
 
+    def _candidates(self, prompt: str, admissible, seed: int = 0) -> tuple[list[str], torch.Tensor]:
+        """The prior's candidates at a state and their weights: distinct proposals and their counts, or (prior:
+        exact) the top-scored actions and their p_LLM. Cached per prompt either way."""
+        c = self.config.cql
+        if c.prior == "exact":
+            return top_k_prior(list(admissible), self.exact_prior.log_probs([prompt], [admissible])[0], c.exact_top_k)
+        return dedupe(self.proposals.propose([prompt], [list(admissible)], seed=seed)[0])
+
     def _annotate(self) -> None:
-        """Fill the proposal cache for every state of the dataset: stored proposals first (proposal_source:
-        dataset), then the LLM, in batched requests, for the prompts still missing."""
-        cache = self.proposals.cache
-        if self.config.cql.proposal_source == "dataset":
+        """Fill the prior's cache for every state of the dataset: stored proposals first (proposal_source:
+        dataset), then the LLM, in batched requests, for the prompts still missing (prior: exact: their scores)."""
+        exact = self.config.cql.prior == "exact"
+        cache = self.exact_prior.cache if exact else self.proposals.cache
+        if self.config.cql.proposal_source == "dataset" and not exact:
             for r in self.records:
                 if r.proposals is not None:
                     cache.setdefault(r.prompt, list(r.proposals))
@@ -172,7 +179,10 @@ class CQLPriorAlgorithm:
         missing = [p for p in wanted if p not in cache]
         for i in range(0, len(missing), ANNOTATE_CHUNK):
             chunk = missing[i:i + ANNOTATE_CHUNK]
-            self.proposals.propose(chunk, [list(wanted[p]) for p in chunk], seed=self.config.train.seed + i)
+            if exact:
+                self.exact_prior.log_probs(chunk, [wanted[p] for p in chunk])
+            else:
+                self.proposals.propose(chunk, [list(wanted[p]) for p in chunk], seed=self.config.train.seed + i)
 
     def _evaluate(self) -> dict[str, float]:
         """Evaluation episodes (the same env seeds every iteration): success rate, mean return, length, width."""
@@ -184,7 +194,8 @@ class CQLPriorAlgorithm:
             while not done:
                 state = state_text(info)
                 if c.cql.use_prior:
-                    candidates, prior = dedupe(propose_at(self.proposals, info, int(self.rng.integers(2 ** 31))))
+                    prompt = proposal_prompt(info["mission"], observation(info), info["actions"])
+                    candidates, prior = self._candidates(prompt, info["actions"], int(self.rng.integers(2 ** 31)))
                 else:
                     candidates, prior = list(info["actions"]), torch.ones(len(info["actions"]), dtype=torch.float64)
                 widths.append(len(candidates))

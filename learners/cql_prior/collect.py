@@ -25,13 +25,19 @@ from cluster.config import (ConfigError, apply_overrides, check_env_id, check_ra
                             to_dict)
 from cluster.ray_runtime import RayConfig
 from cluster.runtime import make_runtime
-from learners.cql_prior.algorithm import propose_at
 from learners.dqn_prior.config import ProposalConfig
 from learners.cql_prior.dataset import DatasetWriter, Record, observation
 from learners.dqn_prior.algorithm import state_text
 from learners.dqn_prior.config import PriorEnvConfig
 from learners.dqn_prior.posterior import dedupe, sample_posterior
+from learners.dqn_prior.proposals import ProposalSampler, proposal_prompt
 from policies.config import BackendConfig
+
+
+def propose_at(sampler: ProposalSampler, info: dict, seed: int) -> list[str]:
+    """The LLM's k proposals (matched, cached per prompt) at the state a text env's `info` describes."""
+    prompt = proposal_prompt(info["mission"], observation(info), info["actions"])
+    return sampler.propose([prompt], [list(info["actions"])], seed=seed)[0]
 
 
 @dataclass(frozen=True)

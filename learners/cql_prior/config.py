@@ -25,6 +25,12 @@ class CQLConfig(QNetworkConfig):
     proposal_source: Literal["dataset", "llm"] = "dataset"
     """dataset: the proposals stored in the dataset (the LLM is asked only for states without any);
     llm: ask the LLM afresh for every state of the dataset (once per prompt, cached)."""
+    prior: Literal["proposals", "exact"] = "proposals"
+    """With use_prior, what the candidates and p_LLM at a state are. proposals: the LLM's k sampled proposals
+    (counts); exact: the `exact_top_k` admissible actions the LLM scores highest (every admissible action scored
+    by the pool once per state), weighted by their p_LLM: deterministic proposals, no generation."""
+    exact_top_k: int = 0
+    """prior: exact: how many of the highest-scored actions are the candidates (0: every admissible action)."""
     cql_coef: float = 5.0
     """lambda, the weight of the conservative term (spec 5.0)."""
     standardize_features: bool = False
@@ -50,6 +56,8 @@ class CQLConfig(QNetworkConfig):
         check_range(self, "updates_per_iteration", "eval_episodes", ge=1)
         check_range(self, "tau", gt=0)
         check_range(self, "cql_coef", ge=0)
+        check_range(self, "exact_top_k", ge=0)
+        require(self.use_prior or self.prior == "proposals", "prior", self.prior, "only matters with use_prior: true")
 
 
 @dataclass(frozen=True)

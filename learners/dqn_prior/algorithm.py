@@ -24,7 +24,7 @@ from learners.algorithm import Plot
 from learners.dqn_prior.config import DQNPriorRunConfig
 from learners.dqn_prior.learner import QLearner
 from learners.dqn_prior.posterior import dedupe, sample_posterior
-from learners.dqn_prior.proposals import ProposalStats, proposal_prompt
+from learners.dqn_prior.proposals import ExactPrior, ProposalStats, proposal_prompt, top_k_prior
 from learners.dqn_prior.replay import ReplayBuffer, Transition
 from learners.state_io import load_state, save_state
 from policies.text_encoder import TextEncoder
@@ -50,8 +50,8 @@ class DQNPriorAlgorithm:
         self.replay = ReplayBuffer(c.dqn.replay_capacity)
         self.scorer = runtime.scorer(c.backend, c.pool) if c.dqn.use_prior else None
         self.proposals = c.proposals.sampler(self.scorer)
-        self.exact_prior: dict[str, list[float]] = {}
-        """prompt -> the LLM's log-probs of its admissible actions (prior: exact)."""
+        self.exact_prior = ExactPrior(self.scorer)
+        """prior: exact: the LLM's log-probs of every admissible action, per prompt."""
         self.iteration = 0
         self.env_steps = 0
         self.recent: deque[dict[str, float]] = deque(maxlen=c.train.success_window)
@@ -109,7 +109,8 @@ class DQNPriorAlgorithm:
         save_state(directory, "dqn_prior", {
             "iteration": self.iteration, "env_steps": self.env_steps, "recent": list(self.recent),
             "rng": self.rng.bit_generator.state, "replay": self.replay.state(),
-            "proposal_cache": self.proposals.cache, "exact_prior": self.exact_prior, "proposal_stats": dataclasses.asdict(self.proposals.stats),
+            "proposal_cache": self.proposals.cache, "exact_prior": self.exact_prior.cache,
+            "proposal_stats": dataclasses.asdict(self.proposals.stats),
             "env_rng": env_rng.bit_generator.state if env_rng is not None else None})
 
     def restore(self, directory: Path) -> None:
@@ -121,7 +122,7 @@ class DQNPriorAlgorithm:
         self.rng.bit_generator.state = state["rng"]
         self.replay.load_state(state["replay"])
         self.proposals.cache = state["proposal_cache"]
-        self.exact_prior = state["exact_prior"]
+        self.exact_prior.cache = state["exact_prior"]
         self.proposals.stats = ProposalStats(**state["proposal_stats"])
         if state["env_rng"] is not None:
             self.env.reset(seed=0)  # creates the generator whose state is then restored
@@ -155,9 +156,7 @@ class DQNPriorAlgorithm:
             return admissible, torch.ones(len(admissible), dtype=torch.float64)
         prompt = proposal_prompt(info["mission"], " ".join(info["descriptions"]), admissible)
         if c.prior == "exact":  # p_LLM over every admissible action, scored once per prompt
-            if prompt not in self.exact_prior:
-                self.exact_prior[prompt] = self.scorer.score([prompt], [[" " + a for a in admissible]]).logprobs[0]
-            return admissible, torch.softmax(torch.tensor(self.exact_prior[prompt], dtype=torch.float64), dim=0)
+            return top_k_prior(admissible, self.exact_prior.log_probs([prompt], [admissible])[0])
         proposals = self.proposals.propose([prompt], [admissible], seed=int(self.rng.integers(2 ** 31)))[0]
         return dedupe(proposals)
 

@@ -19,6 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+import torch
+
 PROMPT = ("{mission}\nObservation: {observation}\nSelect only one action from the admissible actions: "
           "[{actions}].\nAction:")
 
@@ -115,3 +117,32 @@ class ProposalSampler:
             self.cache[prompts[i]] = got
             result[i] = got
         return result  # type: ignore[return-value]
+
+
+class ExactPrior:
+    """p_LLM over every admissible action: each action scored by the scorer given the proposal prompt, once per
+    prompt (the cache is JSON-safe: prompt -> log-probs in the order of the admissible actions)."""
+
+    def __init__(self, scorer):
+        self.scorer = scorer
+        self.cache: dict[str, list[float]] = {}
+
+    def log_probs(self, prompts: Sequence[str], admissible: Sequence[Sequence[str]]) -> list[list[float]]:
+        """For each prompt, the log-probs of its admissible actions (one batched request for the uncached)."""
+        missing = {p: a for p, a in zip(prompts, admissible) if p not in self.cache}
+        if missing:
+            scored = self.scorer.score(list(missing), [[" " + a for a in acts] for acts in missing.values()])
+            self.cache.update(zip(missing, scored.logprobs))
+        return [self.cache[p] for p in prompts]
+
+
+def top_k_prior(actions: Sequence[str], log_probs: Sequence[float], k: int = 0) -> tuple[list[str], torch.Tensor]:
+    """The k actions the LLM scores highest (k = 0: all of them, in their order; ties keep the earlier), with
+    their p_LLM (normalised over the whole list)."""
+    if len(actions) != len(log_probs):
+        raise ValueError(f"{len(actions)} actions but {len(log_probs)} log-probs")
+    probs = torch.softmax(torch.tensor(log_probs, dtype=torch.float64), dim=0)
+    if k <= 0 or k >= len(actions):
+        return list(actions), probs
+    keep = sorted(sorted(range(len(actions)), key=lambda i: -float(probs[i]))[:k])
+    return [actions[i] for i in keep], probs[keep]
