@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -184,6 +185,12 @@ def test_collect_from_a_dqn_checkpoint(tmp_path):
         load_collect_config(COLLECT, ["behaviour=checkpoint"])
 
 
+@pytest.mark.parametrize("path", sorted(Path("configs/collect").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_collect_configs_load(path):
+    config = load_collect_config(path)
+    assert config.episodes >= 1 and config.env.id.startswith("llmrl/")
+
+
 class ScriptedRuntime(LocalRuntime):
     """A runtime whose LLM always proposes 'go right', 'go right', 'go down' and scores ' go right' -1, ' go down'
     -2 and every other action -5 (no model is loaded); `scored` counts the contexts it scored."""
@@ -301,8 +308,6 @@ def test_cql_prior_exact_top_k_candidates_scored_once_per_state(tmp_path, encode
     assert again.exact_prior.cache == algorithm.exact_prior.cache
     with pytest.raises(ConfigError, match="cql.exact_top_k: -1 is not allowed"):
         cql_config(tmp_path, dataset, 2, exact_top_k=-1)
-    with pytest.raises(ConfigError, match="cql.prior: 'exact' is not allowed; only matters with use_prior: true"):
-        cql_config(tmp_path, dataset, 2, prior="exact")
 
 
 @pytest.mark.usefixtures("ray_cluster")
@@ -314,6 +319,10 @@ def test_cql_prior_with_the_real_llm_through_a_ray_pool(tmp_path):
     assert math.isfinite(rows[0]["loss_cql"]) and rows[-1]["updates"] == 2
     summary = json.loads((run / "summary.json").read_text())
     assert summary["use_prior"] and summary["proposals_generated"] >= 2
+    exact = Experiment(cql_config(tmp_path / "exact", dataset, 2, use_prior=True, batch_size=8, prior="exact",
+                                  exact_top_k=3), progress=False).run()
+    rows = read_metrics(exact)
+    assert rows[0]["candidates"] == 3.0 and rows[0]["proposals_generated"] == 0 and math.isfinite(rows[0]["loss_cql"])
 
 
 @pytest.mark.usefixtures("ray_cluster")

@@ -57,7 +57,6 @@ class CQLConfig(QNetworkConfig):
         check_range(self, "tau", gt=0)
         check_range(self, "cql_coef", ge=0)
         check_range(self, "exact_top_k", ge=0)
-        require(self.use_prior or self.prior == "proposals", "prior", self.prior, "only matters with use_prior: true")
 
 
 @dataclass(frozen=True)
