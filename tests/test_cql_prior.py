@@ -185,7 +185,8 @@ def test_collect_from_a_dqn_checkpoint(tmp_path):
         load_collect_config(COLLECT, ["behaviour=checkpoint"])
 
 
-@pytest.mark.parametrize("path", sorted(Path("configs/collect").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "configs" / "collect").glob("*.yaml")),
+                         ids=lambda p: p.name)
 def test_shipped_collect_configs_load(path):
     config = load_collect_config(path)
     assert config.episodes >= 1 and config.env.id.startswith("llmrl/")
@@ -293,6 +294,7 @@ def test_cql_prior_exact_top_k_candidates_scored_once_per_state(tmp_path, encode
     algorithm.step()
     states = {r.prompt for r in algorithm.records} | {r.next_prompt for r in algorithm.records if not r.terminated}
     assert runtime.scored == len(states) == len(algorithm.exact_prior.cache)  # each state scored once, batched
+
     def top(admissible):  # the two best-scored, in the env's order
         return tuple(a for a in admissible if a in ("go right", "go down"))
 

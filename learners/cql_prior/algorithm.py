@@ -1,11 +1,11 @@
 """CQL-Prior (offline) on the algorithm contract: one iteration = `cql.updates_per_iteration` gradient steps
-on a fixed dataset (learners/cql_prior/dataset.py), then greedy evaluation episodes on the env.
+on a fixed dataset (learners/cql_prior/dataset.py), then evaluation episodes on the env.
 
 With `cql.use_prior` the candidates at s are the LLM's distinct proposals plus the data action (stored in
 the dataset, or asked of the LLM once per prompt; with `cql.prior: exact`, the actions the LLM scores highest)
 and the target maxes over the proposals at s'; the greedy policy takes the argmax of Q / tau + log p_hat_LLM over
-the proposals. Plain CQL (`use_prior: false`) uses
-every admissible action and asks no LLM. Offline, `env_steps` counts gradient updates (the progress bar).
+the proposals. Plain CQL (`use_prior: false`) uses every admissible action and asks no LLM. Offline, `env_steps`
+counts gradient updates (the progress bar).
 """
 from __future__ import annotations
 
