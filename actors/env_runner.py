@@ -42,9 +42,13 @@ class RunnerConfig:
     """Seeds the envs' resets (episode_seed) and the action sampling."""
     greedy: bool = False
     """Take the highest-scoring action (evaluation) instead of sampling from the softmax."""
+    temperature: float = 1.0
+    """The policy is softmax(scores / temperature) over the candidates, in acting and in PPO's loss (a GLAM
+    learner reads this field too); 1: GLAM's. Above 1 flattens a peaked zero-shot policy, so it explores."""
 
     def __post_init__(self):
         check_range(self, "num_envs", "memory", ge=1)
+        check_range(self, "temperature", gt=0)
 
 
 def episode_seed(seed: int, runner: int, env: int, episode: int) -> int:
@@ -177,7 +181,8 @@ class EnvRunner:
 
     def _sample_all(self, logprobs: list[list[float]]) -> tuple[tuple[int, ...], tuple[float, ...]]:
         """An action and its log-probability for each env, from its candidates' scores."""
-        actions, logps = zip(*(sample_action(scores, self.rng, self.config.greedy) for scores in logprobs))
+        actions, logps = zip(*(sample_action(scores, self.rng, self.config.greedy, self.config.temperature)
+                                   for scores in logprobs))
         return actions, logps
 
     def _step_all(self, actions, episodes: list[Episode]):

@@ -134,6 +134,9 @@ def run(args: argparse.Namespace) -> int:
     if args.repeats < 1 or args.steps < 0:
         raise SystemExit(f"--repeats must be at least 1 and --steps at least 0, got {args.repeats}, {args.steps}")
     base = method_config(args.config, args.overrides, "glam")
+    if base.backend.trainable_layers:
+        raise SystemExit("bench glam-round counts a backward pass through every block; this config trains only the "
+                         f"top {base.backend.trainable_layers}: add --set backend.trainable_layers=0")
     steps = args.steps or base.train.steps_per_update
     machine = machine_info(torch.get_num_threads())
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['threads']} torch threads, "

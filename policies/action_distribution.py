@@ -8,12 +8,15 @@ import numpy as np
 import torch
 
 
-def candidate_log_policy(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """log pi over each row's candidates: log-softmax of scores [B, K] where mask [B, K] is True (else -inf).
+def candidate_log_policy(scores: torch.Tensor, mask: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """log pi over each row's candidates: log-softmax of scores [B, K] / temperature where mask [B, K] is True
+    (else -inf); temperature 1 is GLAM's policy, above 1 flatter.
 
     Computed in float32 at least (float64 scores stay float64)."""
+    if temperature <= 0:
+        raise ValueError(f"the policy's temperature must be > 0, got {temperature}")
     dtype = torch.promote_types(scores.dtype, torch.float32)
-    return torch.log_softmax(scores.to(dtype).masked_fill(~mask, float("-inf")), dim=-1)
+    return torch.log_softmax((scores.to(dtype) / temperature).masked_fill(~mask, float("-inf")), dim=-1)
 
 
 def entropy(log_policy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -22,12 +25,13 @@ def entropy(log_policy: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return -(p * log_policy.masked_fill(~mask, 0.0)).sum(-1)
 
 
-def sample_action(scores: Sequence[float], rng: np.random.Generator, greedy: bool = False) -> tuple[int, float]:
-    """An action index drawn from softmax(scores) (greedy: the most likely), and its log-probability."""
+def sample_action(scores: Sequence[float], rng: np.random.Generator, greedy: bool = False,
+                  temperature: float = 1.0) -> tuple[int, float]:
+    """An action index drawn from softmax(scores / temperature) (greedy: the most likely), and its log-probability."""
     if not scores:
         raise ValueError("cannot pick an action from an empty candidate list; every state needs at least one action")
     row = torch.tensor([list(scores)], dtype=torch.float64)
-    logp = candidate_log_policy(row, torch.ones_like(row, dtype=torch.bool))[0]
+    logp = candidate_log_policy(row, torch.ones_like(row, dtype=torch.bool), temperature)[0]
     if greedy:
         action = int(torch.argmax(logp))
     else:

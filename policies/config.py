@@ -79,8 +79,12 @@ class BackendConfig:
     """A context too long for the model window: 'error' raises, 'left' drops its oldest tokens with a warning."""
     lora: LoraConfig | None = None
     """Train a LoRA adapter instead of the full weights (None: full weights)."""
+    trainable_layers: int = 0
+    """Train only the top N transformer blocks and the final norm (with LoRA: adapters only there); 0: all.
+    Backward passes stop at the lowest trained block and weight syncs carry only what trains: faster updates."""
     torch_threads: int = 0
-    """Intra-op CPU threads (0: leave torch's default)."""
+    """Intra-op CPU threads of each process holding this backend (0: leave torch's default, which in a Ray actor
+    is one per reserved CPU; -1: every core of the node, for a laptop where scorer and learner take turns)."""
     seed: int = 0
     """Seed for any randomly initialised part (LoRA init) and default generation seed."""
     vllm: VLLMConfig = VLLMConfig()
@@ -92,4 +96,5 @@ class BackendConfig:
         require(bool(self.model), "model", self.model, "name a bundled model, a local directory or a hub id")
         require(bool(_DEVICE.fullmatch(self.device)), "device", self.device, "choose auto, cpu, cuda or cuda:N")
         check_range(self, "max_batch_tokens", "max_cache_tokens", ge=1)
-        check_range(self, "torch_threads", ge=0)
+        check_range(self, "trainable_layers", ge=0)
+        check_range(self, "torch_threads", ge=-1)

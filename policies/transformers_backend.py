@@ -1,6 +1,7 @@
 """The transformers backend: shared-prefix scoring, batched generation, LoRA, versioned weights."""
 from __future__ import annotations
 
+import os
 from typing import Mapping, Sequence
 
 import torch
@@ -31,6 +32,24 @@ def model_window(config) -> int:
     raise ValueError(f"cannot tell the context window of {type(config).__name__}; it names no max positions")
 
 
+def set_torch_threads(count: int) -> None:
+    """torch's intra-op threads: `count`, or every core of the node for -1; 0 leaves them as they are."""
+    if count:
+        torch.set_num_threads((os.cpu_count() or 1) if count < 0 else count)
+
+
+def trained_blocks(model, count: int) -> range:
+    """Indices of the top `count` transformer blocks of a decoder-only model (its base model's `layers`)."""
+    layers = getattr(model.base_model, "layers", None)
+    if not isinstance(layers, torch.nn.ModuleList):
+        raise ValueError(f"backend.trainable_layers needs a decoder-only model whose blocks are a `layers` list "
+                         f"(Llama, Qwen, SmolLM...); {type(model).__name__} has none: set trainable_layers: 0")
+    if count > len(layers):
+        raise ValueError(f"backend.trainable_layers={count} but the model has {len(layers)} blocks: "
+                         f"choose 1..{len(layers)}, or 0 for all")
+    return range(len(layers) - count, len(layers))
+
+
 class TransformersBackend:
     """A transformers model (causal or encoder-decoder) serving score/generate/hidden.
 
@@ -39,8 +58,7 @@ class TransformersBackend:
     """
 
     def __init__(self, config: BackendConfig):
-        if config.torch_threads:
-            torch.set_num_threads(config.torch_threads)
+        set_torch_threads(config.torch_threads)
         self.config = config
         self.version = 0
         self.device = resolve_device(config.device)
@@ -59,7 +77,9 @@ class TransformersBackend:
         self._body = None if self.is_seq2seq else model.base_model
         self._head = None if self.is_seq2seq else CastOnceLinear(model.get_output_embeddings(), self.compute_dtype)
         self.hf_model = model
-        self.model = self._with_lora(model) if config.lora else model
+        self._trained_blocks = trained_blocks(model, config.trainable_layers) if config.trainable_layers else None
+        self.model = self._with_lora(model) if config.lora else self._with_trained_blocks(model)
+        self._trained_names = frozenset(name for name, p in self.model.named_parameters() if p.requires_grad)
         self._store_frozen_linears()
 
     def freeze(self) -> None:
@@ -98,11 +118,24 @@ class TransformersBackend:
         peft_config = PeftLoraConfig(
             r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=list(lora.target_modules),
             task_type="SEQ_2_SEQ_LM" if self.is_seq2seq else "CAUSAL_LM",
+            layers_to_transform=None if self._trained_blocks is None else list(self._trained_blocks),
         )
         try:
             return get_peft_model(model, peft_config)
         except ValueError as e:
             raise ValueError(f"lora.target_modules {list(lora.target_modules)} do not fit this model: {e}") from e
+
+    def _with_trained_blocks(self, model):
+        """Full fine-tuning of the top `trainable_layers` blocks and the final norm: everything else frozen."""
+        if self._trained_blocks is None:
+            return model
+        model.requires_grad_(False)
+        body = model.base_model
+        for index in self._trained_blocks:
+            body.layers[index].requires_grad_(True)
+        if isinstance(getattr(body, "norm", None), torch.nn.Module):
+            body.norm.requires_grad_(True)
+        return model
 
     # ---- scoring -------------------------------------------------------------------------
     def encode(self, contexts: Sequence[str], candidates: Sequence[Sequence[str]]) -> EncodedRequest:
@@ -189,6 +222,8 @@ class TransformersBackend:
             from peft import get_peft_model_state_dict
 
             state = get_peft_model_state_dict(self.model)
+        elif self._trained_blocks is not None:
+            state = {k: v for k, v in self.model.state_dict().items() if k in self._trained_names}
         else:
             state = self.model.state_dict()
         return {k: v.detach().cpu().clone() for k, v in state.items()}
@@ -203,6 +238,13 @@ class TransformersBackend:
                 unexpected = getattr(result, "unexpected_keys", [])
                 if unexpected:
                     raise ValueError(f"adapter weights have keys this model lacks: {unexpected[:5]}")
+            elif self._trained_blocks is not None:
+                if set(weights) != self._trained_names:
+                    raise ValueError(f"weights do not match backend.trainable_layers={self.config.trainable_layers}: "
+                                     f"missing {sorted(self._trained_names - set(weights))[:3]}, unknown "
+                                     f"{sorted(set(weights) - self._trained_names)[:3]}; pass get_weights() of a "
+                                     f"backend configured the same")
+                self.model.load_state_dict(dict(weights), strict=False)
             else:
                 self.model.load_state_dict(dict(weights), strict=True)
         self.version = int(version)

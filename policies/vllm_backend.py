@@ -137,7 +137,10 @@ class VLLMBackend:
     def load_weights(self, weights: Mapping[str, torch.Tensor], version: int) -> None:
         """Load a transformers backend's get_weights() (the adapter alone with LoRA) in place; stamp `version`."""
         lora = self.config.lora
-        full = merge_lora(self._read(self.path), weights, lora.alpha / lora.r) if lora else weights
+        if lora:
+            full = merge_lora(self._read(self.path), weights, lora.alpha / lora.r)
+        else:  # with backend.trainable_layers, only the trained blocks arrive: the rest stays as served
+            full = {**self.get_weights(), **weights} if self.config.trainable_layers else weights
         save_file(checkpoint_weights(full, self._names, self._tied), str(self._file))
         self.llm.collective_rpc("llmrl_reload_weights", args=(self._dir,))
         self.llm.reset_prefix_cache()

@@ -39,6 +39,11 @@ def test_cli_parses_the_lists():
         build_parser().parse_args(["bench", "glam-round", "--dtypes", "float64"])
 
 
+def test_a_config_training_only_the_top_blocks_is_refused():
+    with pytest.raises(SystemExit, match="trainable_layers=0"):
+        main(["bench", "glam-round", "--set", "backend.trainable_layers=2"])
+
+
 @pytest.mark.slow
 def test_a_tiny_real_run_reports_every_phase(tmp_path, capsys):
     out = tmp_path / "round.json"

@@ -22,6 +22,7 @@ from learners.cql_prior.dataset import (META, TRANSITIONS, DatasetError, Dataset
                                         read_meta)
 from learners.cql_prior.learner import CQLLearner, OfflineTransition, cql_loss
 from learners.dqn_prior.learner import MIN_FEATURE_STD
+from learners.dqn_prior.replay import pair_text
 
 ACTIONS = ("go left", "go down", "go right", "go up")
 COLLECT = "configs/collect/frozenlake.yaml"
@@ -65,17 +66,39 @@ def test_the_cql_term_trains(encoder):
 def test_standardize_centres_and_scales_the_features(tmp_path, encoder):
     config = config_from_dict({"method": "cql_prior"}).cql
     learner = CQLLearner(encoder, config)
-    texts = [f"Observation: at {i}, Action: {a}." for i in range(4) for a in ACTIONS]
-    assert torch.equal(learner.features(texts), encoder.encode(texts))  # the identity until standardized
-    learner.standardize(texts + texts[:3])  # repeated texts count once
-    features, varying = learner.features(texts), encoder.encode(texts).std(0, unbiased=False) >= MIN_FEATURE_STD
+    pairs = [(f"at {i}", a) for i in range(4) for a in ACTIONS]
+    texts = [pair_text(s, a) for s, a in pairs]
+    assert torch.equal(learner.features(pairs), encoder.encode(texts))  # the identity until standardized
+    learner.standardize(pairs + pairs[:3])  # repeated pairs count once
+    features, varying = learner.features(pairs), encoder.encode(texts).std(0, unbiased=False) >= MIN_FEATURE_STD
     assert features.mean(0).abs().max() < 1e-5 and 300 < int(varying.sum()) < 384  # MiniLM has constant features
     assert (features.std(0, unbiased=False)[varying] - 1).abs().max() < 1e-3
     assert features.std(0, unbiased=False)[~varying].max() < 1  # left near 0, not blown up to unit spread
     learner.save(tmp_path)
     restored = CQLLearner(encoder, config)
     restored.restore(tmp_path)
-    assert torch.equal(restored.features(texts), features)
+    assert torch.equal(restored.features(pairs), features)
+
+
+def test_separate_features_concatenate_state_and_action_each_standardized_over_its_own_texts(tmp_path, encoder):
+    config = config_from_dict({"method": "cql_prior", "cql": {"q_features": "separate"}}).cql
+    learner = CQLLearner(encoder, config)
+    states = [f"at {i}" for i in range(5)]
+    pairs = [(s, a) for s in states for a in ACTIONS[:2]]  # each state twice, each action five times
+    dim = encoder.dim
+    assert learner.online[0].in_features == 2 * dim
+    raw = learner.features(pairs)
+    assert torch.equal(raw[:, :dim], encoder.encode([s for s, _ in pairs]))
+    assert torch.equal(raw[:, dim:], encoder.encode([a for _, a in pairs]))
+    learner.standardize(pairs)
+    by_state, by_action = encoder.encode(states), encoder.encode(list(ACTIONS[:2]))
+    assert torch.allclose(learner.feature_shift, torch.cat([by_state.mean(0), by_action.mean(0)]))
+    expected = torch.cat([by_state.std(0, unbiased=False), by_action.std(0, unbiased=False)]).clamp(min=MIN_FEATURE_STD)
+    assert torch.allclose(learner.feature_scale, expected)
+    learner.save(tmp_path)
+    restored = CQLLearner(encoder, config)
+    restored.restore(tmp_path)
+    assert torch.equal(restored.features(pairs), learner.features(pairs))
 
 
 def record(step, action="go up", proposals=None, terminated=False):

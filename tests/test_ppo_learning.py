@@ -68,6 +68,18 @@ def test_ppo_raises_the_rewarded_action_probability_in_float32_and_in_bf16_alike
     assert abs(after16 - after32) < 0.1, (after32, after16)
 
 
+def test_at_a_temperature_runner_and_learner_agree_on_the_policy():
+    """runner.temperature reaches the learner: the log-probs the runner sampled with are the learner's."""
+    config = BackendConfig(dtype="float32", lora=LoraConfig(r=4))
+    policy = LLMPolicy(config, ValueHeadConfig(hidden_sizes=(16,)))
+    runner = RunnerConfig(env_id="llmrl/BabyAI-GoToRedBall-v0", num_envs=2, seed=0, temperature=3.0)
+    rollout = EnvRunner(runner, policy).rollout(2)
+    hot, cold = PPOLearner(policy, PPOConfig(), temperature=3.0), PPOLearner(policy, PPOConfig())
+    batch = hot.batch_from([rollout])
+    assert torch.allclose(hot.evaluate(batch)[0].detach(), batch.old_logprobs, atol=1e-5)
+    assert not torch.allclose(cold.evaluate(batch)[0].detach(), batch.old_logprobs, atol=1e-2)
+
+
 def test_in_bf16_the_learner_recomputes_the_rollout_scores_exactly():
     """The scorer (a frozen copy, as in a worker) and the learner's forward (trainable, autograd on) run the same
     mixed-precision code, so every candidate score is bitwise the same and PPO's first ratio is 1 up to the float

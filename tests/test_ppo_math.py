@@ -59,6 +59,24 @@ def test_candidate_policy_masks_padding_and_entropy_is_log_k_when_uniform():
     assert ent[1].item() == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
 
 
+def test_temperature_divides_the_scores_and_sampling_uses_the_same_policy():
+    import numpy as np
+
+    from policies.action_distribution import sample_action
+
+    scores, mask = t([math.log(0.7), math.log(0.2), math.log(0.1)]), torch.ones(1, 3, dtype=torch.bool)
+    hot = candidate_log_policy(scores, mask, temperature=2.0)[0].exp()
+    root = torch.tensor([0.7, 0.2, 0.1]).sqrt()
+    assert hot.tolist() == pytest.approx((root / root.sum()).tolist())  # p^(1/2), renormalised
+    rng = np.random.default_rng(0)
+    draws = [sample_action(scores[0].tolist(), rng, temperature=2.0) for _ in range(4000)]
+    assert [sum(a == k for a, _ in draws) / 4000 for k in range(3)] == pytest.approx(hot.tolist(), abs=0.03)
+    assert all(logp == pytest.approx(math.log(hot[a])) for a, logp in draws[:20])
+    assert sample_action(scores[0].tolist(), rng, greedy=True, temperature=5.0)[0] == 0
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        candidate_log_policy(scores, mask, temperature=0.0)
+
+
 def test_ppo_loss_by_hand():
     new_logp = torch.log(t(0.6, 0.2))
     old_logp = torch.log(t(0.4, 0.4))  # ratios 1.5 and 0.5

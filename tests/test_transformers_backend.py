@@ -153,6 +153,53 @@ def test_lora_weights_are_the_adapter_only():
     assert target.score(*request).logprobs == source.score(*request).logprobs
 
 
+def test_trainable_layers_train_and_sync_only_the_top_blocks():
+    """trainable_layers=2: the top two blocks and the final norm need gradients (nothing below them gets one
+    from a backward pass), get_weights carries only those, and another backend takes them."""
+    from policies.llm_policy import LLMPolicy
+    from policies.transformers_backend import TransformersBackend
+
+    config = BackendConfig(dtype="float32", trainable_layers=2)
+    source, target = LLMPolicy(config), TransformersBackend(config)
+    blocks = len(source.backend.model.base_model.layers)
+    trained = {n for n, p in source.backend.model.named_parameters() if p.requires_grad}
+    assert trained and all(n.startswith((f"model.layers.{blocks - 2}.", f"model.layers.{blocks - 1}.", "model.norm."))
+                           for n in trained)
+    assert set(source.get_weights()) == {"llm." + n for n in trained}
+    request = (["Goal: pick up the key\nAction:"], [[" pick up", " drop"]])
+    pairs, _ = source.evaluate(source.encode(*request), with_values=False)
+    pairs.sums.sum().backward()
+    grads = {n for n, p in source.backend.model.named_parameters() if p.grad is not None}
+    assert grads == trained
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(0.01 * p.grad)
+    assert source.score(*request).logprobs != target.score(*request).logprobs
+    target.load_weights(source.backend.get_weights(), version=3)
+    assert target.score(*request).logprobs == source.score(*request).logprobs
+    with pytest.raises(ValueError, match="trainable_layers=2"):
+        target.load_weights(TransformersBackend(BackendConfig(dtype="float32")).get_weights(), version=4)
+
+
+def test_lora_with_trainable_layers_adapts_only_the_top_blocks():
+    from policies.config import LoraConfig
+    from policies.transformers_backend import TransformersBackend
+
+    backend = TransformersBackend(BackendConfig(lora=LoraConfig(r=4, target_modules=("q_proj",)), trainable_layers=3))
+    blocks = len(backend.hf_model.base_model.layers)
+    adapted = {k.split(".layers.")[1].split(".")[0] for k in backend.get_weights()}
+    assert adapted == {str(i) for i in range(blocks - 3, blocks)}
+
+
+@pytest.mark.parametrize("layers, message", [(10_000, "has 30 blocks"), (-1, "trainable_layers")])
+def test_bad_trainable_layers_are_refused(layers, message):
+    from cluster.config import ConfigError
+    from policies.transformers_backend import TransformersBackend
+
+    with pytest.raises((ValueError, ConfigError), match=message):
+        TransformersBackend(BackendConfig(trainable_layers=layers))
+
+
 BF16_MAX_ABS, BF16_MEAN_ABS, BF16_MAX_TV = 0.35, 0.06, 0.05
 """Stated bounds of mixed precision (bf16 compute) against float32 on the scoring set: summed log-prob per
 candidate (nats), its mean, and the total variation between the two softmax policies over a context's candidates."""

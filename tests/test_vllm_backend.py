@@ -166,6 +166,28 @@ def test_lora_adapter_update_reaches_the_engine(engine, backend, monkeypatch):
         engine.load_weights(backend.get_weights(), version=0)
 
 
+def test_top_blocks_alone_reach_the_engine(engine, backend, monkeypatch):
+    """With backend.trainable_layers, a learner sends only its top blocks: the engine keeps the rest as served."""
+    from policies.transformers_backend import TransformersBackend
+
+    source = TransformersBackend(BackendConfig(dtype="float32", trainable_layers=1))
+    monkeypatch.setattr(engine, "config", replace(engine.config, trainable_layers=1))
+    base = engine.score(*REQUEST).logprobs
+    with torch.no_grad():
+        for p in source.model.parameters():
+            if p.requires_grad:
+                p.mul_(1.2)
+    top = source.get_weights()
+    try:
+        engine.load_weights(top, version=1)
+        after = engine.score(*REQUEST).logprobs
+        assert _max_diff(after, base) > 1e-2
+        assert _max_diff(after, source.score(*REQUEST).logprobs) < TOLERANCE
+    finally:
+        monkeypatch.undo()
+        engine.load_weights(backend.get_weights(), version=0)
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("ray_cluster")
 def test_a_ray_scorer_pool_serves_vllm(engine):

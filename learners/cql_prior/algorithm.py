@@ -27,7 +27,6 @@ from learners.cql_prior.learner import CQLLearner, OfflineTransition
 from learners.dqn_prior.algorithm import state_text
 from learners.dqn_prior.config import PriorEnvConfig
 from learners.dqn_prior.posterior import dedupe, sample_posterior
-from learners.dqn_prior.replay import pair_texts
 from learners.dqn_prior.proposals import ExactPrior, ProposalStats, proposal_prompt, top_k_prior
 from learners.state_io import load_state, save_state
 from policies.text_encoder import TextEncoder
@@ -77,8 +76,8 @@ class CQLPriorAlgorithm:
         if self.data is None:
             self.data = self._transitions()
             if c.cql.standardize_features:
-                self.learner.standardize([text for t in self.data for text in pair_texts(t.state, t.actions)
-                                          + pair_texts(t.next_state, t.next_actions)])
+                self.learner.standardize([(state, action) for t in self.data for state, actions in
+                                          ((t.state, t.actions), (t.next_state, t.next_actions)) for action in actions])
         n = min(c.cql.updates_per_iteration, c.train.total_updates - self.learner.updates)
         sums: dict[str, float] = {}
         for _ in range(n):

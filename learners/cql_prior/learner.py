@@ -16,7 +16,7 @@ from torch import nn
 from learners.cql_prior.config import CQLConfig
 from learners.dqn_prior.learner import QLearner
 from learners.dqn_prior.posterior import next_state_values, td_targets
-from learners.dqn_prior.replay import Transition, pair_texts
+from learners.dqn_prior.replay import Transition
 from policies.text_encoder import TextEncoder
 
 
@@ -79,5 +79,5 @@ class CQLLearner(QLearner):
 
     def _q_all(self, network: nn.Module, pairs: Sequence[tuple[str, Sequence[str]]]) -> list[torch.Tensor]:
         """Q of each (state, actions) pair's actions, one forward pass for all: a list of [len(actions)]."""
-        texts = [text for state, actions in pairs for text in pair_texts(state, actions)]
-        return list(network(self.features(texts)).squeeze(-1).split([len(a) for _, a in pairs]))
+        flat = [(state, action) for state, actions in pairs for action in actions]
+        return list(network(self.features(flat)).squeeze(-1).split([len(a) for _, a in pairs]))

@@ -22,6 +22,9 @@ class QNetworkConfig:
     """AdamW learning rate of the Q-network's MLP (reference 5e-4)."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """MLP widths on the frozen encoder's features (reference 64, 64)."""
+    q_features: Literal["joint", "separate"] = "joint"
+    """The MLP's input. joint: the reference's encoding of "Observation: s, Action: a." (one sentence vector, in
+    which a long observation drowns the action); separate: the encodings of s and of a, concatenated (as DRRN)."""
     batch_size: int = 64
     max_grad_norm: float = 1.0
     double_dqn: bool = True

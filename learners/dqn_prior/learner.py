@@ -10,7 +10,7 @@ from torch import nn
 
 from learners.dqn_prior.config import QNetworkConfig
 from learners.dqn_prior.posterior import next_state_values, td_targets
-from learners.dqn_prior.replay import Transition, pair_texts
+from learners.dqn_prior.replay import Transition, pair_text
 from learners.state_io import load_state, save_state
 from policies.text_encoder import TextEncoder
 
@@ -34,17 +34,19 @@ def q_mlp(input_size: int, hidden_sizes: Sequence[int], seed: int) -> nn.Sequent
 
 
 class QLearner:
-    """Q(s, a) = MLP((encoder("Observation: s, Action: a.") - shift) / scale); only the MLP trains.
+    """Q(s, a) = MLP((features(s, a) - shift) / scale); only the MLP trains. features: the frozen encoder's vector
+    of "Observation: s, Action: a." (q_features: joint) or its vectors of s and of a, concatenated (separate).
 
-    shift and scale are 0 and 1 until `standardize(texts)` sets them to the features' mean and std over
-    those texts (CQL does it over its dataset)."""
+    shift and scale are 0 and 1 until `standardize(pairs)` sets them to the features' mean and std (CQL does it
+    over its dataset)."""
 
     def __init__(self, encoder: TextEncoder, config: QNetworkConfig, seed: int = 0):
         self.encoder = encoder
         self.config = config
-        self.online = q_mlp(encoder.dim, config.hidden_sizes, seed)
-        self.feature_shift = torch.zeros(encoder.dim)
-        self.feature_scale = torch.ones(encoder.dim)
+        width = encoder.dim if config.q_features == "joint" else 2 * encoder.dim
+        self.online = q_mlp(width, config.hidden_sizes, seed)
+        self.feature_shift = torch.zeros(width)
+        self.feature_scale = torch.ones(width)
         self.target = copy.deepcopy(self.online).requires_grad_(False)
         self.optimizer = torch.optim.AdamW(self.online.parameters(), lr=config.lr)
         self.updates = 0
@@ -54,20 +56,29 @@ class QLearner:
         if not actions:
             return torch.zeros(0)
         with torch.no_grad():
-            return (self.target if target else self.online)(self.features(pair_texts(state, actions))).squeeze(-1)
+            return (self.target if target else self.online)(self.features([(state, a) for a in actions])).squeeze(-1)
 
-    def features(self, texts: Sequence[str]) -> torch.Tensor:
-        """[len(texts), dim] inputs of the MLP: the encoder's features, standardized."""
-        return (self.encoder.encode(texts) - self.feature_shift) / self.feature_scale
+    def features(self, pairs: Sequence[tuple[str, str]]) -> torch.Tensor:
+        """[len(pairs), width] inputs of the MLP for (state, action) pairs: the encoder's features, standardized."""
+        return (self._raw_features(pairs) - self.feature_shift) / self.feature_scale
 
-    def standardize(self, texts: Sequence[str]) -> None:
-        """Shift and scale the features by their mean and std over `texts` (each distinct text once). Sentence
-        features of one env's texts share most of their direction (FrozenLake's: cosine 0.98-0.99 between
-        states), which an MLP on the raw features hardly tells apart. A feature that hardly varies (std below
-        MIN_FEATURE_STD: MiniLM has constant ones) is divided by that floor, so it stays near 0."""
-        features = self.encoder.encode(list(dict.fromkeys(texts)))
-        self.feature_shift = features.mean(0)
-        self.feature_scale = features.std(0, unbiased=False).clamp(min=MIN_FEATURE_STD)
+    def _raw_features(self, pairs: Sequence[tuple[str, str]]) -> torch.Tensor:
+        if self.config.q_features == "joint":
+            return self.encoder.encode([pair_text(s, a) for s, a in pairs])
+        return torch.cat([self.encoder.encode([s for s, _ in pairs]), self.encoder.encode([a for _, a in pairs])], 1)
+
+    def standardize(self, pairs: Sequence[tuple[str, str]]) -> None:
+        """Shift and scale the features by their mean and std over `pairs`: over each distinct pair text (joint),
+        or over each distinct state and each distinct action (separate). Sentence features of one env's texts
+        share most of their direction (FrozenLake's: cosine 0.98-0.99 between states), which an MLP on the raw
+        features hardly tells apart. A feature that hardly varies (std below MIN_FEATURE_STD: MiniLM has
+        constant ones) is divided by that floor, so it stays near 0."""
+        if self.config.q_features == "joint":
+            parts = [self.encoder.encode(list(dict.fromkeys(pair_text(s, a) for s, a in pairs)))]
+        else:
+            parts = [self.encoder.encode(list(dict.fromkeys(texts))) for texts in zip(*pairs)]
+        self.feature_shift = torch.cat([p.mean(0) for p in parts])
+        self.feature_scale = torch.cat([p.std(0, unbiased=False) for p in parts]).clamp(min=MIN_FEATURE_STD)
 
     def update(self, batch: Sequence[Transition]) -> dict[str, float]:
         """One gradient step on the TD loss; then the target update."""
@@ -77,7 +88,7 @@ class QLearner:
         rewards = torch.tensor([t.reward for t in batch], dtype=torch.float32)
         terminated = torch.tensor([t.terminated for t in batch])
         targets = td_targets(rewards, terminated, next_state_values(next_target, next_online), c.gamma)
-        features = self.features([pair_texts(t.state, [t.action])[0] for t in batch])
+        features = self.features([(t.state, t.action) for t in batch])
         q = self.online(features).squeeze(-1)
         loss = nn.functional.mse_loss(q, targets)
         self.optimizer.zero_grad(set_to_none=True)
@@ -109,6 +120,6 @@ class QLearner:
         self.target.load_state_dict(state["target"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.updates = state["updates"]
-        dim = self.encoder.dim  # checkpoints written before standardization have neither: the identity
-        self.feature_shift = state.get("feature_shift", torch.zeros(dim))
-        self.feature_scale = state.get("feature_scale", torch.ones(dim))
+        width = self.feature_shift.numel()  # checkpoints written before standardization have neither: the identity
+        self.feature_shift = state.get("feature_shift", torch.zeros(width))
+        self.feature_scale = state.get("feature_scale", torch.ones(width))

@@ -3,7 +3,7 @@ at collection time, or every admissible action for the DQN baseline), kept as pl
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,6 +54,6 @@ class ReplayBuffer:
         self.items = [Transition(**{**t, "next_actions": tuple(t["next_actions"])}) for t in state["items"]]
 
 
-def pair_texts(state: str, actions: Sequence[str]) -> list[str]:
-    """What the Q-network encodes for Q(s, a): the reference's "Observation: {s}, Action: {a}."."""
-    return [f"Observation: {state}, Action: {a}." for a in actions]
+def pair_text(state: str, action: str) -> str:
+    """What the Q-network encodes for Q(s, a) with joint features: the reference's "Observation: {s}, Action: {a}."."""
+    return f"Observation: {state}, Action: {action}."

@@ -60,7 +60,7 @@ class GlamAlgorithm:
         learner = config.learner
         self.learner = runtime.spawn(
             LearnerHost, functools.partial(PPOLearner.build, config.backend, config.value_head, config.ppo,
-                                           config.train.seed, learner.threads),
+                                           config.train.seed, learner.threads, config.runner.temperature),
             resources=Resources(learner.cpus, learner.gpus))
         if runtime.distributed:
             self.pool_name = pool_actor_name()  # how `llmrl scale` finds it (see announce)

@@ -3,7 +3,6 @@ bonus, optionally beta * KL to the frozen LLM (ppo.kl_prior), gradient clipping,
 that recompute log-probs and values."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -18,6 +17,7 @@ from learners.state_io import load_state, save_state
 from policies.action_distribution import candidate_log_policy, entropy
 from policies.config import BackendConfig
 from policies.llm_policy import LLMPolicy
+from policies.transformers_backend import set_torch_threads
 from policies.value_head import ValueHeadConfig
 
 
@@ -56,7 +56,7 @@ _LOSS_METRICS = {"total": "loss_total", "policy": "loss_policy", "value": "loss_
 class PPOLearner:
     """Owns the trainable policy and its optimizer; `update` consumes rollouts, bumps the version."""
 
-    def __init__(self, policy: LLMPolicy, config: PPOConfig, seed: int = 0):
+    def __init__(self, policy: LLMPolicy, config: PPOConfig, seed: int = 0, temperature: float = 1.0):
         if policy.value_head is None:
             raise ValueError("PPO needs a value head: configure value_head for the policy")
         if getattr(policy.backend, "compute_dtype", None) is torch.float16:
@@ -64,6 +64,8 @@ class PPOLearner:
                              "which llmrl does not do; use bfloat16 (mixed precision) or float32")
         self.policy = policy
         self.config = config
+        self.temperature = temperature
+        """The policy is softmax(scores / temperature) (runner.temperature: the runners act with the same)."""
         if config.kl_prior.beta > 0:
             policy.keep_prior()  # full fine-tuning: a frozen copy of the pretrained weights; LoRA: nothing
         self.optimizer = torch.optim.Adam(policy.parameters(), lr=config.lr, betas=config.betas, eps=config.adam_eps)
@@ -77,12 +79,11 @@ class PPOLearner:
 
     @classmethod
     def build(cls, backend: BackendConfig, value_head: ValueHeadConfig, config: PPOConfig, seed: int = 0,
-              threads: int = 0) -> "PPOLearner":
+              threads: int = 0, temperature: float = 1.0) -> "PPOLearner":
         """A learner with a fresh policy, built where it will run (a learner actor builds its own model)."""
         policy = LLMPolicy(backend, value_head)
-        if threads:  # -1: every core
-            torch.set_num_threads((os.cpu_count() or 1) if threads < 0 else threads)
-        return cls(policy, config, seed)
+        set_torch_threads(threads)
+        return cls(policy, config, seed, temperature)
 
     @property
     def version(self) -> int:
@@ -142,7 +143,7 @@ class PPOLearner:
         and the values [B] on the CPU (differentiable)."""
         request = self.policy.encode(batch.prompts, batch.candidates)
         pairs, values = self.policy.evaluate(request)
-        log_policy, mask = _log_policy_rows(pairs.sums, batch.candidates)
+        log_policy, mask = _log_policy_rows(pairs.sums, batch.candidates, self.temperature)
         return log_policy, mask, values.float().cpu()
 
     def prior_log_policy(self, batch: Batch) -> torch.Tensor:
@@ -240,7 +241,8 @@ class PPOLearner:
         return kl, kl if kp.estimator == "exact" else sampled_prior_kl(log_policy, micro.prior_samples).cpu()
 
 
-def _log_policy_rows(sums: torch.Tensor, candidates: Sequence[Sequence[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+def _log_policy_rows(sums: torch.Tensor, candidates: Sequence[Sequence[str]],
+                     temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Flat per-pair scores (each step's candidates in turn) to log pi [B, K] and its mask [B, K]."""
     widest = max(len(c) for c in candidates)
     scores = torch.zeros(len(candidates), widest, device=sums.device)
@@ -250,7 +252,7 @@ def _log_policy_rows(sums: torch.Tensor, candidates: Sequence[Sequence[str]]) ->
         scores[i, : len(cands)] = sums[start:start + len(cands)]
         mask[i, : len(cands)] = True
         start += len(cands)
-    return candidate_log_policy(scores, mask), mask
+    return candidate_log_policy(scores, mask, temperature), mask
 
 
 def _chosen(log_policy: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
