@@ -2,7 +2,10 @@
 
 - Update: seconds per PPO update with the old log-probs taken from the rollouts (`ppo.old_logprobs:
   rollout`) against recomputing them on the learner (`recompute`, one more forward pass per step),
-  on one fixed batch of real rollouts, from the same starting weights.
+  on one fixed batch of real rollouts, from the same starting weights. Arms: LoRA, full fine-tuning,
+  and full fine-tuning of the top `--top-layers` blocks only (`backend.trainable_layers`); every arm
+  updates on the same batch, and with the full arm present each arm's update is also given as a
+  speed-up over it.
 - Weight sync: seconds to publish the learner's weights to a scorer pool actor (the config's
   pool), handed over as a dict (the pool unpickles them and puts them in the object store
   again) against `StoredWeights` (put once by the learner, the reference passed on)."""
@@ -16,7 +19,7 @@ import time
 
 from benchmarks.common import add_overrides, name_list
 
-ARMS = ("ppo-lora", "ppo-full")
+ARMS = ("ppo-lora", "ppo-full", "ppo-top")
 MODES = ("recompute", "rollout")
 SYNCS = ("dict", "stored")
 
@@ -27,8 +30,10 @@ def add_arm_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run config whose runner, backend and PPO settings are timed")
     add_overrides(parser)
     parser.add_argument("--arms", type=name_list(ARMS), default=",".join(ARMS),
-                        help=f"comma-separated subset of {ARMS} (full: LoRA off, --full-lr)")
+                        help=f"comma-separated subset of {ARMS} (full: LoRA off, --full-lr; top: full "
+                             f"fine-tuning of the top --top-layers blocks)")
     parser.add_argument("--full-lr", type=float, default=5e-5, help="PPO lr of full fine-tuning")
+    parser.add_argument("--top-layers", type=int, default=6, help="blocks trained by the ppo-top arm")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,23 +100,42 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from actors.env_runner import EnvRunner
-    from benchmarks.common import machine_info, method_config, ppo_config
+    from benchmarks.common import machine_info, method_config
     from policies.llm_policy import LLMPolicy
 
     if args.repeats < 1:
         raise SystemExit(f"--repeats: must be at least 1, got {args.repeats}")
+    if args.top_layers < 1:
+        raise SystemExit(f"--top-layers: must be at least 1, got {args.top_layers}")
     base = method_config(args.config, args.overrides, "glam")
     print(json.dumps({"machine": machine_info(torch.get_num_threads()), "config": args.config,
                       "env": base.runner.env_id, "steps_per_update": base.steps_per_round, "epochs": base.ppo.epochs,
                       "minibatch_size": base.ppo.minibatch_size}), flush=True)
+    rollouts, update_s = None, {}
     for arm in args.arms:
-        config = ppo_config(base, arm, base.runner, base.train.total_env_steps, base.train.output_dir, args.full_lr)
+        config = arm_config(base, arm, args.full_lr, args.top_layers)
         policy = LLMPolicy(config.backend, config.value_head)
-        runner = EnvRunner(config.runner, policy)
-        rollouts = [runner.rollout(config.train.steps_per_update) for _ in range(config.num_runners)]
+        if rollouts is None:  # every arm starts from the model's own weights: one batch serves them all
+            runner = EnvRunner(config.runner, policy)
+            rollouts = [runner.rollout(config.train.steps_per_update) for _ in range(config.num_runners)]
         updates = time_updates(policy, config.ppo, rollouts, args.repeats, config.train.seed)
+        update_s[arm] = statistics.median(updates["rollout"])
         print(json.dumps({"arm": arm, "update": speedup(updates, *MODES), "seconds": updates}), flush=True)
         syncs = time_syncs(config, policy, args.repeats)
         print(json.dumps({"arm": arm, "weight_sync": speedup(syncs, *SYNCS), "seconds": syncs}), flush=True)
+    if "ppo-full" in update_s:
+        print(json.dumps({"update_speedup_over_full": {arm: update_s["ppo-full"] / s for arm, s in update_s.items()},
+                          "old_logprobs": "rollout"}), flush=True)
     return 0
+
+
+def arm_config(base, arm: str, full_lr: float, top_layers: int):
+    """The run config of one arm; ppo-top is ppo-full with only the top `top_layers` blocks trained."""
+    from benchmarks.common import ppo_config
+
+    config = ppo_config(base, "ppo-full" if arm == "ppo-top" else arm, base.runner, base.train.total_env_steps,
+                        base.train.output_dir, full_lr)
+    if arm != "ppo-top":
+        return config
+    return dataclasses.replace(config, name=arm, backend=dataclasses.replace(config.backend, trainable_layers=top_layers))
 

@@ -43,6 +43,7 @@ from policies.vllm_support import candidate_logprob_sum, checkpoint_weights, mer
 
 CPU_KV_CACHE_GIB = 1.0
 WEIGHTS_FILE = "model.safetensors"
+FROZEN_FILE = "frozen.safetensors"  # backend.trainable_layers: the weights that never change
 
 
 class VLLMBackend:
@@ -137,16 +138,29 @@ class VLLMBackend:
     def load_weights(self, weights: Mapping[str, torch.Tensor], version: int) -> None:
         """Load a transformers backend's get_weights() (the adapter alone with LoRA) in place; stamp `version`."""
         lora = self.config.lora
-        if lora:
-            full = merge_lora(self._read(self.path), weights, lora.alpha / lora.r)
-        else:  # with backend.trainable_layers, only the trained blocks arrive: the rest stays as served
-            full = {**self.get_weights(), **weights} if self.config.trainable_layers else weights
-        save_file(checkpoint_weights(full, self._names, self._tied), str(self._file))
+        if self.config.trainable_layers and not lora:
+            self._save_trained(weights)
+        else:
+            full = merge_lora(self._read(self.path), weights, lora.alpha / lora.r) if lora else weights
+            save_file(checkpoint_weights(full, self._names, self._tied), str(self._file))
+            (Path(self._dir) / FROZEN_FILE).unlink(missing_ok=True)
         self.llm.collective_rpc("llmrl_reload_weights", args=(self._dir,))
         self.llm.reset_prefix_cache()
         if lora:
             self._adapter = {k: v.detach().cpu().clone() for k, v in weights.items()}
         self.version = int(version)
+
+    def _save_trained(self, weights: Mapping[str, torch.Tensor]) -> None:
+        """With backend.trainable_layers only the trained tensors arrive: the frozen rest is written once to a
+        file of its own beside them (the engine reloads every file of the directory), so a sync writes and
+        reads nothing else. Raises ValueError when the arriving keys differ from the first sync's."""
+        frozen_file = Path(self._dir) / FROZEN_FILE
+        if not frozen_file.exists():
+            base = self._read(self.path)
+            checkpoint_weights({**base, **weights}, self._names, self._tied)  # the keys must be the model's
+            save_file(checkpoint_weights(base, self._names - set(weights), set(weights)), str(frozen_file))
+        frozen = set(safe_open(frozen_file, framework="pt").keys())
+        save_file(checkpoint_weights(weights, self._names - frozen, self._tied), str(self._file))
 
     def close(self) -> None:
         """Stop the engine's processes and delete the weights directory."""

@@ -1,11 +1,14 @@
 """The PPO-update benchmark: its ratio, and timed updates that start from the same weights each time."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from actors.env_runner import EnvRunner, RunnerConfig
-from benchmarks.ppo_update import speedup, time_updates
+from benchmarks.common import method_config
+from benchmarks.ppo_update import arm_config, speedup, time_updates
 from cluster.cli import build_parser
 from learners.ppo.config import PPOConfig
 from policies.config import BackendConfig, LoraConfig
@@ -35,3 +38,11 @@ def test_cli_checks_the_arm_names():
     assert parser.parse_args(["bench", "ppo-update", "--arms", "ppo_full"]).arms == ["ppo-full"]
     with pytest.raises(SystemExit):
         parser.parse_args(["bench", "ppo-update", "--arms", "ppo-half"])
+
+
+def test_the_top_arm_is_full_fine_tuning_of_the_top_blocks_only():
+    base = method_config(Path(__file__).parents[1] / "configs/glam_gotoredball_small.yaml", [], "glam")
+    top, full = arm_config(base, "ppo-top", 3e-5, 4), arm_config(base, "ppo-full", 3e-5, 4)
+    assert (top.name, top.backend.lora, top.backend.trainable_layers, top.ppo.lr) == ("ppo-top", None, 4, 3e-5)
+    assert (full.backend.lora, full.backend.trainable_layers, full.ppo.lr) == (None, 0, 3e-5)
+    assert arm_config(base, "ppo-lora", 3e-5, 4).backend == base.backend

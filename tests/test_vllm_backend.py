@@ -172,7 +172,7 @@ def test_top_blocks_alone_reach_the_engine(engine, backend, monkeypatch):
 
     source = TransformersBackend(BackendConfig(dtype="float32", trainable_layers=1))
     monkeypatch.setattr(engine, "config", replace(engine.config, trainable_layers=1))
-    base = engine.score(*REQUEST).logprobs
+    base, served = engine.score(*REQUEST).logprobs, engine.get_weights().keys()
     with torch.no_grad():
         for p in source.model.parameters():
             if p.requires_grad:
@@ -183,6 +183,11 @@ def test_top_blocks_alone_reach_the_engine(engine, backend, monkeypatch):
         after = engine.score(*REQUEST).logprobs
         assert _max_diff(after, base) > 1e-2
         assert _max_diff(after, source.score(*REQUEST).logprobs) < TOLERANCE
+        assert engine.get_weights().keys() == served
+        engine.load_weights({k: v / 1.2 for k, v in top.items()}, version=2)  # a second sync: the frozen rest kept
+        assert _max_diff(engine.score(*REQUEST).logprobs, base) < TOLERANCE
+        with pytest.raises(ValueError, match="missing keys"):
+            engine.load_weights(dict(list(top.items())[1:]), version=3)
     finally:
         monkeypatch.undo()
         engine.load_weights(backend.get_weights(), version=0)
